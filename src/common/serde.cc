@@ -115,4 +115,119 @@ absl::StatusOr<std::vector<NDArray>> ParametersToNDArrays(flwr::proto::Parameter
   return out;
 }
 
+flwr::proto::Status ReplyStatusToProto(const ReplyStatus& status) {
+  flwr::proto::Status out;
+  out.set_code(static_cast<flwr::proto::Code>(status.code));
+  out.set_message(status.message);
+  return out;
+}
+
+ReplyStatus ReplyStatusFromProto(const flwr::proto::Status& proto) {
+  return ReplyStatus{static_cast<Code>(proto.code()), proto.message()};
+}
+
+void GetPropertiesInsToProto(const GetPropertiesIns& ins,
+                             flwr::proto::ServerMessage::GetPropertiesIns* out) {
+  ConfigMapToProto(ins.config, out->mutable_config());
+}
+
+absl::StatusOr<GetPropertiesIns> GetPropertiesInsFromProto(
+    const flwr::proto::ServerMessage::GetPropertiesIns& proto) {
+  PETAL_ASSIGN_OR_RETURN(ConfigMap config, ConfigMapFromProto(proto.config()));
+  return GetPropertiesIns{std::move(config)};
+}
+
+void GetParametersInsToProto(const GetParametersIns& ins,
+                             flwr::proto::ServerMessage::GetParametersIns* out) {
+  ConfigMapToProto(ins.config, out->mutable_config());
+}
+
+absl::StatusOr<GetParametersIns> GetParametersInsFromProto(
+    const flwr::proto::ServerMessage::GetParametersIns& proto) {
+  PETAL_ASSIGN_OR_RETURN(ConfigMap config, ConfigMapFromProto(proto.config()));
+  return GetParametersIns{std::move(config)};
+}
+
+void FitInsToProto(const FitIns& ins, flwr::proto::ServerMessage::FitIns* out) {
+  *out->mutable_parameters() = NDArraysToParameters(*ins.parameters);
+  ConfigMapToProto(ins.config, out->mutable_config());
+}
+
+absl::StatusOr<FitIns> FitInsFromProto(flwr::proto::ServerMessage::FitIns&& proto) {
+  PETAL_ASSIGN_OR_RETURN(ConfigMap config, ConfigMapFromProto(proto.config()));
+  PETAL_ASSIGN_OR_RETURN(NDArrays arrays,
+                         ParametersToNDArrays(std::move(*proto.mutable_parameters())));
+  return FitIns{Share(std::move(arrays)), std::move(config)};
+}
+
+void EvaluateInsToProto(const EvaluateIns& ins, flwr::proto::ServerMessage::EvaluateIns* out) {
+  *out->mutable_parameters() = NDArraysToParameters(*ins.parameters);
+  ConfigMapToProto(ins.config, out->mutable_config());
+}
+
+absl::StatusOr<EvaluateIns> EvaluateInsFromProto(flwr::proto::ServerMessage::EvaluateIns&& proto) {
+  PETAL_ASSIGN_OR_RETURN(ConfigMap config, ConfigMapFromProto(proto.config()));
+  PETAL_ASSIGN_OR_RETURN(NDArrays arrays,
+                         ParametersToNDArrays(std::move(*proto.mutable_parameters())));
+  return EvaluateIns{Share(std::move(arrays)), std::move(config)};
+}
+
+void GetPropertiesResToProto(const GetPropertiesRes& res,
+                             flwr::proto::ClientMessage::GetPropertiesRes* out) {
+  *out->mutable_status() = ReplyStatusToProto(res.status);
+  if (res.status.code == Code::kGetPropertiesNotImplemented) return;
+  ConfigMapToProto(res.properties, out->mutable_properties());
+}
+
+absl::StatusOr<GetPropertiesRes> GetPropertiesResFromProto(
+    const flwr::proto::ClientMessage::GetPropertiesRes& proto) {
+  PETAL_ASSIGN_OR_RETURN(ConfigMap properties, ConfigMapFromProto(proto.properties()));
+  return GetPropertiesRes{ReplyStatusFromProto(proto.status()), std::move(properties)};
+}
+
+void GetParametersResToProto(const GetParametersRes& res,
+                             flwr::proto::ClientMessage::GetParametersRes* out) {
+  *out->mutable_status() = ReplyStatusToProto(res.status);
+  if (res.status.code == Code::kGetParametersNotImplemented) return;
+  *out->mutable_parameters() = NDArraysToParameters(res.parameters);
+}
+
+absl::StatusOr<GetParametersRes> GetParametersResFromProto(
+    flwr::proto::ClientMessage::GetParametersRes&& proto) {
+  PETAL_ASSIGN_OR_RETURN(NDArrays arrays,
+                         ParametersToNDArrays(std::move(*proto.mutable_parameters())));
+  return GetParametersRes{ReplyStatusFromProto(proto.status()), std::move(arrays)};
+}
+
+void FitResToProto(const FitRes& res, flwr::proto::ClientMessage::FitRes* out) {
+  *out->mutable_status() = ReplyStatusToProto(res.status);
+  if (res.status.code == Code::kFitNotImplemented) return;
+  *out->mutable_parameters() = NDArraysToParameters(res.parameters);
+  out->set_num_examples(res.num_examples);
+  ConfigMapToProto(res.metrics, out->mutable_metrics());
+}
+
+absl::StatusOr<FitRes> FitResFromProto(flwr::proto::ClientMessage::FitRes&& proto) {
+  PETAL_ASSIGN_OR_RETURN(ConfigMap metrics, ConfigMapFromProto(proto.metrics()));
+  PETAL_ASSIGN_OR_RETURN(NDArrays arrays,
+                         ParametersToNDArrays(std::move(*proto.mutable_parameters())));
+  return FitRes{ReplyStatusFromProto(proto.status()), std::move(arrays), proto.num_examples(),
+                std::move(metrics)};
+}
+
+void EvaluateResToProto(const EvaluateRes& res, flwr::proto::ClientMessage::EvaluateRes* out) {
+  *out->mutable_status() = ReplyStatusToProto(res.status);
+  if (res.status.code == Code::kEvaluateNotImplemented) return;
+  out->set_loss(res.loss);
+  out->set_num_examples(res.num_examples);
+  ConfigMapToProto(res.metrics, out->mutable_metrics());
+}
+
+absl::StatusOr<EvaluateRes> EvaluateResFromProto(
+    const flwr::proto::ClientMessage::EvaluateRes& proto) {
+  PETAL_ASSIGN_OR_RETURN(ConfigMap metrics, ConfigMapFromProto(proto.metrics()));
+  return EvaluateRes{ReplyStatusFromProto(proto.status()), proto.loss(), proto.num_examples(),
+                     std::move(metrics)};
+}
+
 }  // namespace petal::common

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/messages.h"
 #include "common/ndarray.h"
 #include "common/scalar.h"
 #include "flwr/proto/transport.pb.h"
@@ -41,5 +42,31 @@ absl::StatusOr<std::vector<NDArray>> ParametersToNDArrays(const flwr::proto::Par
 // Same, but moves the tensor bytes out of `params` so arrays can view them
 // without a copy. `params` is left with empty tensors.
 absl::StatusOr<std::vector<NDArray>> ParametersToNDArrays(flwr::proto::Parameters&& params);
+
+// --- Typed instructions and replies (common/messages.h) ---------------------
+// The *ToProto functions write exactly what Flower's Python serde writes: a reply
+// whose code is the matching *_NOT_IMPLEMENTED carries only its status. The
+// *FromProto functions take the proto by rvalue so tensors can be moved out.
+
+flwr::proto::Status ReplyStatusToProto(const ReplyStatus& status);
+ReplyStatus ReplyStatusFromProto(const flwr::proto::Status& proto);
+
+void GetPropertiesInsToProto(const GetPropertiesIns& ins, flwr::proto::ServerMessage::GetPropertiesIns* out);
+absl::StatusOr<GetPropertiesIns> GetPropertiesInsFromProto(const flwr::proto::ServerMessage::GetPropertiesIns& proto);
+void GetParametersInsToProto(const GetParametersIns& ins, flwr::proto::ServerMessage::GetParametersIns* out);
+absl::StatusOr<GetParametersIns> GetParametersInsFromProto(const flwr::proto::ServerMessage::GetParametersIns& proto);
+void FitInsToProto(const FitIns& ins, flwr::proto::ServerMessage::FitIns* out);
+absl::StatusOr<FitIns> FitInsFromProto(flwr::proto::ServerMessage::FitIns&& proto);
+void EvaluateInsToProto(const EvaluateIns& ins, flwr::proto::ServerMessage::EvaluateIns* out);
+absl::StatusOr<EvaluateIns> EvaluateInsFromProto(flwr::proto::ServerMessage::EvaluateIns&& proto);
+
+void GetPropertiesResToProto(const GetPropertiesRes& res, flwr::proto::ClientMessage::GetPropertiesRes* out);
+absl::StatusOr<GetPropertiesRes> GetPropertiesResFromProto(const flwr::proto::ClientMessage::GetPropertiesRes& proto);
+void GetParametersResToProto(const GetParametersRes& res, flwr::proto::ClientMessage::GetParametersRes* out);
+absl::StatusOr<GetParametersRes> GetParametersResFromProto(flwr::proto::ClientMessage::GetParametersRes&& proto);
+void FitResToProto(const FitRes& res, flwr::proto::ClientMessage::FitRes* out);
+absl::StatusOr<FitRes> FitResFromProto(flwr::proto::ClientMessage::FitRes&& proto);
+void EvaluateResToProto(const EvaluateRes& res, flwr::proto::ClientMessage::EvaluateRes* out);
+absl::StatusOr<EvaluateRes> EvaluateResFromProto(const flwr::proto::ClientMessage::EvaluateRes& proto);
 
 }  // namespace petal::common
