@@ -37,7 +37,7 @@ class Client {
   Client() = default;
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
-  virtual ~Client() = default;
+  virtual ~Client();
 
   virtual absl::StatusOr<GetPropertiesRes> GetProperties(const GetPropertiesIns& ins) {
     return GetPropertiesRes{
