@@ -182,6 +182,66 @@ class NpyInterop(unittest.TestCase):
         self.expect_petal_error(mangled, "must be a tuple")
 
 
+class NpzInterop(unittest.TestCase):
+    """numpy.savez / savez_compressed archives read by Petal; Petal's archives read by numpy."""
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        rng = np.random.default_rng(5)
+        self.arrays = {
+            "item_embedding": rng.standard_normal((50, 8)).astype(np.float32),
+            "mlp.0.weight": rng.standard_normal((16, 8)),
+            "scalar": np.array(3, dtype=np.int64),
+            "flags": np.array([True, False]),
+            "bytes": rng.integers(0, 255, size=(3, 0), dtype=np.uint8),
+            "half": np.arange(4, dtype=np.float16),
+            "big_endian": np.arange(6, dtype=">i4").reshape(2, 3),
+        }
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def run_tool(self, *args):
+        return subprocess.run([TOOL, *args], capture_output=True, text=True, timeout=120)
+
+    def check_roundtrip(self, writer):
+        src = os.path.join(self.tmp.name, "numpy.npz")
+        out = os.path.join(self.tmp.name, "petal.npz")
+        writer(src, **self.arrays)
+        listing = self.run_tool("npz-list", src)
+        self.assertEqual(listing.returncode, 0, listing.stderr)
+        names = [e["name"] for e in json.loads(listing.stdout)]
+        self.assertEqual(names, list(self.arrays))
+        proc = self.run_tool("npz-reencode", src, out)
+        self.assertEqual(proc.returncode, 0, proc.stderr)
+        with np.load(out, allow_pickle=False) as loaded:
+            self.assertEqual(list(loaded.keys()), list(self.arrays))
+            for name, original in self.arrays.items():
+                got = loaded[name]
+                self.assertEqual(got.dtype, original.dtype.newbyteorder("<"), name)
+                self.assertEqual(got.shape, original.shape, name)
+                np.testing.assert_array_equal(got, original)
+
+    def test_savez(self):
+        self.check_roundtrip(np.savez)
+
+    def test_savez_compressed(self):
+        self.check_roundtrip(np.savez_compressed)
+
+    def test_corrupt_archive_is_an_error(self):
+        src = os.path.join(self.tmp.name, "numpy.npz")
+        np.savez(src, **self.arrays)
+        with open(src, "rb") as f:
+            data = bytearray(f.read())
+        data[200] ^= 0xFF
+        bad = os.path.join(self.tmp.name, "bad.npz")
+        with open(bad, "wb") as f:
+            f.write(data)
+        proc = self.run_tool("npz-list", bad)
+        self.assertEqual(proc.returncode, 2)
+        self.assertIn("bad.npz", proc.stderr)
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         sys.exit("usage: npy_numpy_interop.py PATH/TO/petal_npy_tool")

@@ -4,6 +4,8 @@
 //                                               writes the decoded C-order LE bytes
 //   petal_npy_tool encode DTYPE SHAPE RAW OUT   SHAPE like "2,3" ("" for 0-d)
 //   petal_npy_tool reencode IN.npy OUT.npy      decode then encode
+//   petal_npy_tool npz-list IN.npz              prints [{"name","dtype","shape"}] in order
+//   petal_npy_tool npz-reencode IN.npz OUT.npz  read with Petal, write with Petal
 // Exit status 0 on success, 2 with the error on stderr otherwise.
 #include <fstream>
 #include <iostream>
@@ -13,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/npy.h"
+#include "common/npz.h"
 
 namespace {
 
@@ -86,15 +89,39 @@ int Reencode(const std::string& in, const std::string& out) {
   return 0;
 }
 
+int NpzList(const std::string& in) {
+  absl::StatusOr<petal::common::NamedArrays> arrays = petal::common::ReadNpz(in);
+  if (!arrays.ok()) return Fail(arrays.status().ToString());
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& [name, a] : *arrays) {
+    out.push_back(nlohmann::json{{"name", name},
+                                 {"dtype", std::string(petal::common::DTypeName(a.dtype()))},
+                                 {"shape", a.shape()}});
+  }
+  std::cout << out.dump() << "\n";
+  return 0;
+}
+
+int NpzReencode(const std::string& in, const std::string& out) {
+  absl::StatusOr<petal::common::NamedArrays> arrays = petal::common::ReadNpz(in);
+  if (!arrays.ok()) return Fail(arrays.status().ToString());
+  absl::Status st = petal::common::WriteNpz(out, *arrays);
+  if (!st.ok()) return Fail(st.ToString());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const std::string usage =
-      "usage: petal_npy_tool decode IN RAW | encode DTYPE SHAPE RAW OUT | reencode IN OUT";
+      "usage: petal_npy_tool decode IN RAW | encode DTYPE SHAPE RAW OUT | reencode IN OUT | "
+      "npz-list IN | npz-reencode IN OUT";
   if (argc < 2) return Fail(usage);
   const std::string cmd = argv[1];
   if (cmd == "decode" && argc == 4) return Decode(argv[2], argv[3]);
   if (cmd == "encode" && argc == 6) return Encode(argv[2], argv[3], argv[4], argv[5]);
   if (cmd == "reencode" && argc == 4) return Reencode(argv[2], argv[3]);
+  if (cmd == "npz-list" && argc == 3) return NpzList(argv[2]);
+  if (cmd == "npz-reencode" && argc == 4) return NpzReencode(argv[2], argv[3]);
   return Fail(usage);
 }
