@@ -1,0 +1,171 @@
+"""A real Flower server (flwr.server.start_server) for the client interop tests.
+
+Run as: python client_flower_server.py SPEC.json OUT.json
+
+SPEC keys: port, strategy ("fedavg" | "fedprox"), rounds, min_clients,
+fit_config (dict sent with every FitIns), proximal_mu (fedprox), initial
+(list of {"dtype","shape","data"} or null: ask a client), certificates
+([ca, cert, key] paths or null), max_message_length, round_timeout,
+die_in_round (kill this process right after that round's fit results arrive).
+
+OUT records what the server saw: every registration (cid, time), every fit
+and evaluate result and failure per round (tensors decoded with numpy), the
+aggregated model per round and Flower's History. It is written at the end
+(and before dying in die_in_round). Lines "REGISTERED <cid>" and
+"FIT_RESULTS <round>" are printed as things happen.
+"""
+
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+import flwr
+from flwr.common import (
+    Code,
+    FitRes,
+    EvaluateRes,
+    ndarrays_to_parameters,
+    parameters_to_ndarrays,
+)
+from flwr.server import ServerConfig
+from flwr.server.client_manager import SimpleClientManager
+from flwr.server.strategy import FedAvg, FedProx
+from flwr.supercore.grpc import GRPC_MAX_MESSAGE_LENGTH
+
+
+def encode_array(a):
+    a = np.asarray(a)
+    return {"dtype": a.dtype.name, "shape": list(a.shape), "data": a.ravel().tolist()}
+
+
+def decode_array(d):
+    return np.asarray(d["data"], dtype=d["dtype"]).reshape(d["shape"])
+
+
+def scalar_json(v):
+    if isinstance(v, bytes):
+        return {"bytes": v.hex()}
+    return v
+
+
+class Recorder:
+    def __init__(self, out_path):
+        self.out_path = out_path
+        self.data = {"flwr": flwr.__version__, "registrations": [], "unregistrations": [],
+                     "rounds": {}, "history": None}
+
+    def round(self, r):
+        return self.data["rounds"].setdefault(str(r), {})
+
+    def dump(self):
+        tmp = self.out_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f)
+        os.replace(tmp, self.out_path)
+
+
+def make_client_manager(recorder):
+    class RecordingClientManager(SimpleClientManager):
+        def register(self, client):
+            ok = super().register(client)
+            recorder.data["registrations"].append({"cid": client.cid, "t": time.time(), "ok": ok})
+            print(f"REGISTERED {client.cid}", flush=True)
+            return ok
+
+        def unregister(self, client):
+            recorder.data["unregistrations"].append({"cid": client.cid, "t": time.time()})
+            super().unregister(client)
+
+    return RecordingClientManager()
+
+
+def describe_failure(f):
+    if isinstance(f, BaseException):
+        return {"exception": repr(f)}
+    proxy, res = f
+    return {"cid": proxy.cid, "code": int(res.status.code.value), "message": res.status.message}
+
+
+def make_strategy(spec, recorder):
+    base = {"fedavg": FedAvg, "fedprox": FedProx}[spec.get("strategy", "fedavg")]
+    die_in_round = spec.get("die_in_round")
+
+    class Recording(base):
+        def aggregate_fit(self, server_round, results, failures):
+            rec = recorder.round(server_round)
+            rec["fit_results"] = [{
+                "cid": proxy.cid,
+                "code": int(res.status.code.value),
+                "message": res.status.message,
+                "num_examples": res.num_examples,
+                "metrics": {k: scalar_json(v) for k, v in res.metrics.items()},
+                "tensor_type": res.parameters.tensor_type,
+                "arrays": [encode_array(a) for a in parameters_to_ndarrays(res.parameters)],
+            } for proxy, res in results]
+            rec["fit_failures"] = [describe_failure(f) for f in failures]
+            print(f"FIT_RESULTS {server_round}", flush=True)
+            if die_in_round == server_round:
+                recorder.dump()
+                print("DYING", flush=True)
+                os._exit(17)
+            aggregated, metrics = super().aggregate_fit(server_round, results, failures)
+            if aggregated is not None:
+                rec["aggregated"] = [encode_array(a) for a in parameters_to_ndarrays(aggregated)]
+            return aggregated, metrics
+
+        def aggregate_evaluate(self, server_round, results, failures):
+            rec = recorder.round(server_round)
+            rec["evaluate_results"] = [{
+                "cid": proxy.cid,
+                "code": int(res.status.code.value),
+                "loss": res.loss,
+                "num_examples": res.num_examples,
+                "metrics": {k: scalar_json(v) for k, v in res.metrics.items()},
+            } for proxy, res in results]
+            rec["evaluate_failures"] = [describe_failure(f) for f in failures]
+            return super().aggregate_evaluate(server_round, results, failures)
+
+    fit_config = spec.get("fit_config", {})
+    kwargs = dict(
+        min_fit_clients=spec["min_clients"],
+        min_evaluate_clients=spec["min_clients"],
+        min_available_clients=spec["min_clients"],
+        on_fit_config_fn=lambda r: dict(fit_config, round=r),
+    )
+    if spec.get("initial") is not None:
+        kwargs["initial_parameters"] = ndarrays_to_parameters(
+            [decode_array(d) for d in spec["initial"]])
+    if base is FedProx:
+        kwargs["proximal_mu"] = spec["proximal_mu"]
+    return Recording(**kwargs)
+
+
+def main():
+    spec_path, out_path = sys.argv[1], sys.argv[2]
+    with open(spec_path) as f:
+        spec = json.load(f)
+    recorder = Recorder(out_path)
+    certificates = None
+    if spec.get("certificates"):
+        certificates = tuple(open(p, "rb").read() for p in spec["certificates"])
+    history = flwr.server.start_server(
+        server_address=f"127.0.0.1:{spec['port']}",
+        config=ServerConfig(num_rounds=spec["rounds"], round_timeout=spec.get("round_timeout")),
+        strategy=make_strategy(spec, recorder),
+        client_manager=make_client_manager(recorder),
+        grpc_max_message_length=spec.get("max_message_length", GRPC_MAX_MESSAGE_LENGTH),
+        certificates=certificates,
+    )
+    recorder.data["history"] = {
+        "losses_distributed": history.losses_distributed,
+        "metrics_distributed_fit": {k: v for k, v in history.metrics_distributed_fit.items()},
+    }
+    recorder.dump()
+    print("SERVER_DONE", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Shared pieces of the client SDK's interop tests against real Flower.
+
+Not a test itself. The tests (client_interop_*.py) import it to:
+- find free loopback ports and run processes in their own process groups,
+  bounded in time and always killed (Proc);
+- run a real Flower server (flwr.server.start_server, in client_flower_server.py)
+  as a subprocess and read back what it received;
+- start Petal's demo client (examples/quadratic_client, built in-tree as
+  petal_quadratic_client) and predict its replies with numpy.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SERVER_SCRIPT = os.path.join(HERE, "client_flower_server.py")
+BINARY_DIR = os.environ.get("PETAL_BINARY_DIR", "")
+
+
+def quadratic_client_path():
+    path = os.path.join(BINARY_DIR, "tests", "client", "petal_quadratic_client")
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} not found: build the petal_quadratic_client target first "
+                           "(PETAL_BINARY_DIR must point at the build tree)")
+    return path
+
+
+def flower_env():
+    env = dict(os.environ)
+    env["FLWR_TELEMETRY_ENABLED"] = "0"
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    """A subprocess in its own process group, output captured to a file.
+
+    Use as a context manager: leaving the block kills the whole group
+    (SIGTERM, then SIGKILL after a grace period) and reaps it.
+    """
+
+    def __init__(self, name, argv, workdir, env=None):
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log_path = os.path.join(workdir, f"{name}.log")
+        self._log = open(self.log_path, "wb")
+        self.started = time.time()
+        self.popen = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
+                                      env=env or flower_env(), start_new_session=True)
+        self.rusage = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.kill()
+        return False
+
+    def poll(self):
+        return self.wait(0)
+
+    def wait(self, timeout):
+        """Waits for exit; returns the exit code, or None on timeout.
+
+        Reaps with os.wait4 (never Popen.wait) so the child's resource usage
+        (peak RSS) is kept in self.rusage.
+        """
+        deadline = time.time() + timeout
+        while True:
+            if self.popen.returncode is not None:
+                return self.popen.returncode
+            try:
+                pid, status, rusage = os.wait4(self.popen.pid, os.WNOHANG)
+            except ChildProcessError:
+                return self.popen.returncode
+            if pid == self.popen.pid:
+                self.rusage = rusage
+                self.popen.returncode = os.waitstatus_to_exitcode(status)
+                return self.popen.returncode
+            if time.time() >= deadline:
+                return None
+            time.sleep(0.02)
+
+    def signal(self, sig):
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def kill(self):
+        if self.popen.returncode is None:
+            self.signal(signal.SIGTERM)
+            if self.wait(5) is None:
+                self.signal(signal.SIGKILL)
+                self.wait(10)
+        else:
+            # The leader exited; make sure nothing else of its group survives.
+            self.signal(signal.SIGKILL)
+        self._log.close()
+
+    def output(self):
+        self._log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def wait_for_output(self, needle, timeout):
+        """Waits until `needle` appears in the output; True if it did."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if needle in self.output():
+                return True
+            if self.poll() is not None:
+                return needle in self.output()
+            time.sleep(0.05)
+        return False
+
+
+def start_server(workdir, name, spec):
+    """Starts client_flower_server.py with `spec`; returns (Proc, out_path)."""
+    spec_path = os.path.join(workdir, f"{name}.spec.json")
+    out_path = os.path.join(workdir, f"{name}.out.json")
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    proc = Proc(name, [sys.executable, SERVER_SCRIPT, spec_path, out_path], workdir)
+    return proc, out_path
+
+
+def wait_listening(port, proc, timeout=60):
+    """Waits until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{proc.name} exited early:\n{proc.output()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{proc.name} did not listen on {port} within {timeout}s:\n"
+                         f"{proc.output()}")
+
+
+def start_quadratic_client(workdir, name, port, target, num_examples, shapes="3,2;4",
+                           extra=()):
+    argv = [quadratic_client_path(), "--server", f"127.0.0.1:{port}", "--name", name,
+            "--target", repr(float(target)), "--num-examples", str(num_examples),
+            "--shapes", shapes, "--initial-backoff", "200ms", "--max-backoff", "1s",
+            "--max-elapsed", "60s", "--connect-timeout", "5s",
+            "--stats-json", os.path.join(workdir, f"{name}.stats.json"), *extra]
+    return Proc(name, argv, workdir)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def client_stats(workdir, name):
+    return read_json(os.path.join(workdir, f"{name}.stats.json"))
+
+
+def parse_shapes(text):
+    shapes = []
+    for part in text.split(";"):
+        shapes.append(tuple(int(d) for d in part.split(",")) if part else ())
+    return shapes
+
+
+def quadratic_fit(arrays, target, lr, epochs, mu):
+    """What the demo client returns for `arrays`: float64 steps, cast back."""
+    out = []
+    for a in arrays:
+        w = np.asarray(a).astype(np.float64)
+        wg = w.copy()
+        for _ in range(epochs):
+            w = w - lr * ((w - target) + mu * (w - wg))
+        out.append(w.astype(np.asarray(a).dtype))
+    return out
+
+
+def quadratic_loss(arrays, target):
+    return float(sum(0.5 * np.sum((np.asarray(a, dtype=np.float64) - target) ** 2)
+                     for a in arrays))
+
+
+def fedavg(weighted):
+    """Plain weighted average in float64: [(arrays, n)] -> arrays."""
+    total = sum(n for _, n in weighted)
+    layers = zip(*[[np.asarray(a, dtype=np.float64) * n for a in arrays]
+                   for arrays, n in weighted])
+    return [sum(layer) / total for layer in layers]
+
+
+def test_failed(testcase):
+    """True if `testcase` (a running unittest.TestCase) has failed so far."""
+    result = getattr(getattr(testcase, "_outcome", None), "result", None)
+    if result is None:
+        return True
+    return any(t is testcase for t, _ in result.errors + result.failures)
+
+
+class Workdir:
+    """A temporary directory kept (and printed) if the test fails."""
+
+    def __init__(self, prefix):
+        self.path = tempfile.mkdtemp(prefix=prefix)
+
+    def dump_logs(self):
+        for name in sorted(os.listdir(self.path)):
+            if name.endswith(".log"):
+                with open(os.path.join(self.path, name), "rb") as f:
+                    text = f.read().decode("utf-8", "replace")
+                print(f"----- {name} -----\n{text[-6000:]}", file=sys.stderr)
