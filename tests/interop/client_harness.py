@@ -11,17 +11,20 @@ Not a test itself. The tests (client_interop_*.py) import it to:
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SERVER_SCRIPT = os.path.join(HERE, "client_flower_server.py")
+PEER_SCRIPT = os.path.join(HERE, "client_numpy_peer.py")
 BINARY_DIR = os.environ.get("PETAL_BINARY_DIR", "")
 
 
@@ -165,6 +168,13 @@ def start_quadratic_client(workdir, name, port, target, num_examples, shapes="3,
     return Proc(name, argv, workdir)
 
 
+def start_python_client(workdir, name, port, target, num_examples, shapes):
+    """A stock Flower NumPyClient (flwr.client.start_client) with the same math."""
+    argv = [sys.executable, PEER_SCRIPT, f"127.0.0.1:{port}", repr(float(target)),
+            str(num_examples), shapes]
+    return Proc(name, argv, workdir)
+
+
 def read_json(path):
     with open(path) as f:
         return json.load(f)
@@ -226,3 +236,102 @@ class Workdir:
                 with open(os.path.join(self.path, name), "rb") as f:
                     text = f.read().decode("utf-8", "replace")
                 print(f"----- {name} -----\n{text[-6000:]}", file=sys.stderr)
+
+
+def decode_array(d):
+    """Inverse of client_flower_server.encode_array."""
+    return np.asarray(d["data"], dtype=d["dtype"]).reshape(d["shape"])
+
+
+RUN_TIMEOUT = 180
+
+
+class FlowerFederationTest(unittest.TestCase):
+    """Base of tests that run a whole Flower federation (server + clients)."""
+
+    def setUp(self):
+        self.work = Workdir("petal_client_interop_")
+        self.procs = []
+
+    def tearDown(self):
+        for p in self.procs:
+            p.kill()
+        if test_failed(self):
+            self.work.dump_logs()
+        else:
+            shutil.rmtree(self.work.path, ignore_errors=True)
+
+    def run_federation(self, spec, clients, shapes, extra=(), python_clients=()):
+        """Starts the server and the clients; waits for everyone to finish.
+
+        `clients` are C++ demo clients, `python_clients` stock Flower
+        NumPyClients (client_numpy_peer.py); both as (name, target, n).
+        """
+        port = free_port()
+        spec = dict(spec, port=port)
+        server, out_path = start_server(self.work.path, "server", spec)
+        self.procs.append(server)
+        wait_listening(port, server)
+        for name, target, n in clients:
+            self.procs.append(start_quadratic_client(self.work.path, name, port, target, n,
+                                                     shapes=shapes, extra=extra))
+        for name, target, n in python_clients:
+            self.procs.append(start_python_client(self.work.path, name, port, target, n, shapes))
+        self.assertEqual(server.wait(RUN_TIMEOUT), 0, server.output())
+        for p in self.procs[1:]:
+            self.assertEqual(p.wait(60), 0, f"{p.name}:\n{p.output()}")
+        return read_json(out_path)
+
+    def check_rounds(self, out, clients, shapes, dtype, lr, epochs, mu, initial):
+        """Replays the run in numpy and compares every tensor Flower saw."""
+        by_target = {t: (name, n) for name, t, n in clients}
+        sent = [np.asarray(a, dtype=dtype) for a in initial]
+        losses = []
+        rounds = out["rounds"]
+        self.assertEqual(sorted(rounds, key=int), [str(r) for r in range(1, len(rounds) + 1)])
+        for r in range(1, len(rounds) + 1):
+            rec = rounds[str(r)]
+            self.assertEqual(rec["fit_failures"], [], f"round {r}")
+            self.assertEqual(len(rec["fit_results"]), len(clients), f"round {r}")
+            weighted = []
+            for res in rec["fit_results"]:
+                self.assertEqual(res["code"], 0)
+                self.assertEqual(res["message"], "Success")
+                self.assertEqual(res["tensor_type"], "numpy.ndarray")
+                target = res["metrics"]["target"]
+                self.assertIn(target, by_target)
+                self.assertEqual(res["num_examples"], by_target[target][1])
+                self.assertEqual(res["metrics"]["proximal_mu"], mu)
+                self.assertEqual(res["metrics"]["local_epochs"], epochs)
+                arrays = [decode_array(a) for a in res["arrays"]]
+                self.assertEqual([a.shape for a in arrays], shapes)
+                self.assertTrue(all(a.dtype == np.dtype(dtype) for a in arrays))
+                want = quadratic_fit(sent, target, lr, epochs, mu)
+                for got, exp in zip(arrays, want):
+                    np.testing.assert_array_equal(got, exp)
+                self.assertAlmostEqual(res["metrics"]["loss"], quadratic_loss(want, target),
+                                       places=9)
+                weighted.append((arrays, res["num_examples"]))
+            aggregated = [decode_array(a) for a in rec["aggregated"]]
+            for got, exp in zip(aggregated, fedavg(weighted)):
+                np.testing.assert_allclose(got, exp, rtol=1e-6, atol=1e-6)
+            # Federated evaluation of the aggregate on every client.
+            self.assertEqual(rec["evaluate_failures"], [])
+            self.assertEqual(len(rec["evaluate_results"]), len(clients))
+            total = 0.0
+            count = 0
+            for res in rec["evaluate_results"]:
+                target = res["metrics"]["target"]
+                want_loss = np.float32(quadratic_loss(aggregated, target))
+                self.assertAlmostEqual(res["loss"], float(want_loss), delta=1e-5 * (1 + want_loss))
+                total += res["loss"] * res["num_examples"]
+                count += res["num_examples"]
+            flower_loss = dict(out["history"]["losses_distributed"])[r]
+            self.assertAlmostEqual(flower_loss, total / count, places=6)
+            losses.append(flower_loss)
+            sent = [a.astype(dtype) for a in aggregated]
+        return losses
+
+
+def decode_array(d):
+    return np.asarray(d["data"], dtype=d["dtype"]).reshape(d["shape"])

@@ -23,93 +23,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import client_harness as h  # noqa: E402
 
-RUN_TIMEOUT = 180
-
-
-class FlowerFederationTest(unittest.TestCase):
-    def setUp(self):
-        self.work = h.Workdir("petal_client_fedavg_")
-        self.procs = []
-
-    def tearDown(self):
-        for p in self.procs:
-            p.kill()
-        if h.test_failed(self):
-            self.work.dump_logs()
-        else:
-            shutil.rmtree(self.work.path, ignore_errors=True)
-
-    def run_federation(self, spec, clients, shapes, extra=()):
-        """Starts the server and the clients; waits for everyone to finish."""
-        port = h.free_port()
-        spec = dict(spec, port=port)
-        server, out_path = h.start_server(self.work.path, "server", spec)
-        self.procs.append(server)
-        h.wait_listening(port, server)
-        for name, target, n in clients:
-            self.procs.append(h.start_quadratic_client(self.work.path, name, port, target, n,
-                                                       shapes=shapes, extra=extra))
-        self.assertEqual(server.wait(RUN_TIMEOUT), 0, server.output())
-        for p in self.procs[1:]:
-            self.assertEqual(p.wait(60), 0, f"{p.name}:\n{p.output()}")
-        return h.read_json(out_path)
-
-    def check_rounds(self, out, clients, shapes, dtype, lr, epochs, mu, initial):
-        """Replays the run in numpy and compares every tensor Flower saw."""
-        by_target = {t: (name, n) for name, t, n in clients}
-        sent = [np.asarray(a, dtype=dtype) for a in initial]
-        losses = []
-        rounds = out["rounds"]
-        self.assertEqual(sorted(rounds, key=int), [str(r) for r in range(1, len(rounds) + 1)])
-        for r in range(1, len(rounds) + 1):
-            rec = rounds[str(r)]
-            self.assertEqual(rec["fit_failures"], [], f"round {r}")
-            self.assertEqual(len(rec["fit_results"]), len(clients), f"round {r}")
-            weighted = []
-            for res in rec["fit_results"]:
-                self.assertEqual(res["code"], 0)
-                self.assertEqual(res["message"], "Success")
-                self.assertEqual(res["tensor_type"], "numpy.ndarray")
-                target = res["metrics"]["target"]
-                self.assertIn(target, by_target)
-                self.assertEqual(res["num_examples"], by_target[target][1])
-                self.assertEqual(res["metrics"]["proximal_mu"], mu)
-                self.assertEqual(res["metrics"]["local_epochs"], epochs)
-                arrays = [h_decode(a) for a in res["arrays"]]
-                self.assertEqual([a.shape for a in arrays], shapes)
-                self.assertTrue(all(a.dtype == np.dtype(dtype) for a in arrays))
-                want = h.quadratic_fit(sent, target, lr, epochs, mu)
-                for got, exp in zip(arrays, want):
-                    np.testing.assert_array_equal(got, exp)
-                self.assertAlmostEqual(res["metrics"]["loss"], h.quadratic_loss(want, target),
-                                       places=9)
-                weighted.append((arrays, res["num_examples"]))
-            aggregated = [h_decode(a) for a in rec["aggregated"]]
-            for got, exp in zip(aggregated, h.fedavg(weighted)):
-                np.testing.assert_allclose(got, exp, rtol=1e-6, atol=1e-6)
-            # Federated evaluation of the aggregate on every client.
-            self.assertEqual(rec["evaluate_failures"], [])
-            self.assertEqual(len(rec["evaluate_results"]), len(clients))
-            total = 0.0
-            count = 0
-            for res in rec["evaluate_results"]:
-                target = res["metrics"]["target"]
-                want_loss = np.float32(h.quadratic_loss(aggregated, target))
-                self.assertAlmostEqual(res["loss"], float(want_loss), delta=1e-5 * (1 + want_loss))
-                total += res["loss"] * res["num_examples"]
-                count += res["num_examples"]
-            flower_loss = dict(out["history"]["losses_distributed"])[r]
-            self.assertAlmostEqual(flower_loss, total / count, places=6)
-            losses.append(flower_loss)
-            sent = [a.astype(dtype) for a in aggregated]
-        return losses
-
-
-def h_decode(d):
-    return np.asarray(d["data"], dtype=d["dtype"]).reshape(d["shape"])
-
-
-class FedAvgTest(FlowerFederationTest):
+class FedAvgTest(h.FlowerFederationTest):
     def test_three_clients_three_rounds(self):
         clients = [("cpp-a", 1.0, 10), ("cpp-b", 2.0, 20), ("cpp-c", 6.0, 30)]
         spec = {"strategy": "fedavg", "rounds": 3, "min_clients": 3,
@@ -143,7 +57,7 @@ class FedAvgTest(FlowerFederationTest):
         self.check_rounds(out, clients, [(5,)], np.float32, 0.1, 5, mu, initial)
         # The proximal term made a difference: without it the update differs.
         first = out["rounds"]["1"]["fit_results"][0]
-        with_mu = h_decode(first["arrays"][0])
+        with_mu = h.decode_array(first["arrays"][0])
         without = h.quadratic_fit(initial, first["metrics"]["target"], 0.1, 5, 0.0)[0]
         self.assertFalse(np.allclose(with_mu, without))
 
