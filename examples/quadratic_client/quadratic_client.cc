@@ -294,6 +294,21 @@ absl::StatusOr<Flags> ReadFlags(const petal::common::CommandLine& cli) {
   return f;
 }
 
+// Peak resident set size of this process in KiB (Linux VmHWM), -1 if unknown.
+// getrusage's ru_maxrss is not used: Linux carries the pre-exec maximum of the
+// spawning process into it.
+int64_t PeakRssKib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) {
+      int64_t kib = -1;
+      if (std::sscanf(line.c_str(), "VmHWM: %ld kB", &kib) == 1) return kib;
+    }
+  }
+  return -1;
+}
+
 void WriteStats(const std::string& path, const petal::client::TransportStats& s,
                 const absl::Status& status, absl::Time started) {
   const double first = s.first_connected.has_value()
@@ -303,10 +318,10 @@ void WriteStats(const std::string& path, const petal::client::TransportStats& s,
   out << fmt::format(
       "{{\"status\": \"{}\", \"connect_attempts\": {}, \"sessions\": {}, \"instructions\": {}, "
       "\"failed_instructions\": {}, \"bytes_received\": {}, \"bytes_sent\": {}, "
-      "\"started_unix\": {:.6f}, \"first_connected_unix\": {:.6f}}}\n",
+      "\"started_unix\": {:.6f}, \"first_connected_unix\": {:.6f}, \"peak_rss_kib\": {}}}\n",
       absl::StatusCodeToString(status.code()), s.connect_attempts, s.sessions, s.instructions,
       s.failed_instructions, s.bytes_received, s.bytes_sent,
-      absl::ToDoubleSeconds(started - absl::UnixEpoch()), first);
+      absl::ToDoubleSeconds(started - absl::UnixEpoch()), first, PeakRssKib());
 }
 
 }  // namespace

@@ -6,7 +6,8 @@ SPEC keys: port, strategy ("fedavg" | "fedprox"), rounds, min_clients,
 fit_config (dict sent with every FitIns), proximal_mu (fedprox), initial
 (list of {"dtype","shape","data"} or null: ask a client), certificates
 ([ca, cert, key] paths or null), max_message_length, round_timeout,
-die_in_round (kill this process right after that round's fit results arrive).
+die_in_round (kill this process right after that round's fit results arrive),
+record_arrays (default true; false keeps only tensor sizes, for big models).
 
 OUT records what the server saw: every registration (cid, time), every fit
 and evaluate result and failure per round (tensors decoded with numpy), the
@@ -92,8 +93,28 @@ def describe_failure(f):
 def make_strategy(spec, recorder):
     base = {"fedavg": FedAvg, "fedprox": FedProx}[spec.get("strategy", "fedavg")]
     die_in_round = spec.get("die_in_round")
+    record_arrays = spec.get("record_arrays", True)
+
+    def tensor_lens(parameters):
+        return [len(t) for t in parameters.tensors]
 
     class Recording(base):
+        def configure_fit(self, server_round, parameters, client_manager):
+            instructions = super().configure_fit(server_round, parameters, client_manager)
+            rec = recorder.round(server_round)
+            rec["fit_ins"] = [{"cid": proxy.cid, "tensor_lens": tensor_lens(ins.parameters),
+                               "config": {k: scalar_json(v) for k, v in ins.config.items()}}
+                              for proxy, ins in instructions]
+            return instructions
+
+        def configure_evaluate(self, server_round, parameters, client_manager):
+            instructions = super().configure_evaluate(server_round, parameters, client_manager)
+            rec = recorder.round(server_round)
+            rec["evaluate_ins"] = [{"cid": proxy.cid, "tensor_lens": tensor_lens(ins.parameters),
+                                    "config": {k: scalar_json(v) for k, v in ins.config.items()}}
+                                   for proxy, ins in instructions]
+            return instructions
+
         def aggregate_fit(self, server_round, results, failures):
             rec = recorder.round(server_round)
             rec["fit_results"] = [{
@@ -103,7 +124,9 @@ def make_strategy(spec, recorder):
                 "num_examples": res.num_examples,
                 "metrics": {k: scalar_json(v) for k, v in res.metrics.items()},
                 "tensor_type": res.parameters.tensor_type,
-                "arrays": [encode_array(a) for a in parameters_to_ndarrays(res.parameters)],
+                "tensor_lens": tensor_lens(res.parameters),
+                "arrays": ([encode_array(a) for a in parameters_to_ndarrays(res.parameters)]
+                           if record_arrays else None),
             } for proxy, res in results]
             rec["fit_failures"] = [describe_failure(f) for f in failures]
             print(f"FIT_RESULTS {server_round}", flush=True)
@@ -112,7 +135,7 @@ def make_strategy(spec, recorder):
                 print("DYING", flush=True)
                 os._exit(17)
             aggregated, metrics = super().aggregate_fit(server_round, results, failures)
-            if aggregated is not None:
+            if aggregated is not None and record_arrays:
                 rec["aggregated"] = [encode_array(a) for a in parameters_to_ndarrays(aggregated)]
             return aggregated, metrics
 
