@@ -171,8 +171,8 @@ struct SyntheticOptions {
   int32_t latent_dim = 8;
   double mean_interactions = 60.0;  // per user (log-normal around it)
   int32_t min_interactions = 10;
-  double popularity_exponent = 0.8;  // Zipf exponent of item popularity
-  double taste_strength = 3.0;       // weight of taste vs popularity when choosing
+  double popularity_exponent = 1.3;  // Zipf exponent of item popularity (ML-100K-like skew)
+  double taste_strength = 2.5;       // weight of taste vs popularity when choosing
   double rating_noise = 0.6;
   double tag_rate = 0.05;  // chance a user tags an item they interacted with
   uint64_t seed = 42;

@@ -7,6 +7,9 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
+#include <optional>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -15,6 +18,7 @@
 #include "common/status_macros.h"
 #include "model/internal/features.h"
 #include "model/internal/random.h"
+#include "model/internal/train_hooks.h"
 #include "model/metrics.h"
 #include "model/tag_ncf.h"
 
@@ -500,6 +504,8 @@ absl::StatusOr<TrainStats> LocalWorkload::Impl::TrainImpl(const TrainConfig& con
   } else {
     for (const auto& [name, p] : globals) ref.push_back(p.detach().clone());
   }
+  std::vector<torch::Tensor> global_tensors;
+  for (const auto& [name, p] : globals) global_tensors.push_back(p);
   const bool implicit = options.mode == FeedbackMode::kImplicit;
   const int32_t num_items = options.num_items;
   const int64_t positives = static_cast<int64_t>(data.train.size());
@@ -567,11 +573,7 @@ absl::StatusOr<TrainStats> LocalWorkload::Impl::TrainImpl(const TrainConfig& con
       torch::Tensor loss = data_loss;
       if (config.embedding_reg > 0) loss = loss + config.embedding_reg * out.penalty;
       if (config.proximal_mu > 0) {
-        torch::Tensor prox = torch::zeros({});
-        for (size_t g = 0; g < globals.size(); ++g) {
-          prox = prox + (globals[g].second - ref[g]).square().sum();
-        }
-        loss = loss + (config.proximal_mu / 2.0) * prox;
+        loss = loss + internal::ProximalTerm(global_tensors, ref, config.proximal_mu);
       }
       const double value = data_loss.item<double>();
       if (!std::isfinite(value) || !std::isfinite(loss.item<double>())) {
@@ -590,25 +592,11 @@ absl::StatusOr<TrainStats> LocalWorkload::Impl::TrainImpl(const TrainConfig& con
   stats.loss = stats.epoch_losses.empty() ? 0.0 : stats.epoch_losses.back();
 
   // The update and its clipping.
-  {
-    torch::NoGradGuard no_grad;
-    double squared = 0;
-    for (size_t g = 0; g < globals.size(); ++g) {
-      squared += (globals[g].second - ref[g]).square().sum().item<double>();
-    }
-    stats.update_norm = std::sqrt(squared);
-    if (!std::isfinite(stats.update_norm)) {
-      return absl::InternalError("training produced non-finite parameters; parameters restored");
-    }
-    if (config.clipping_norm > 0 && stats.update_norm > config.clipping_norm) {
-      const double scale = config.clipping_norm / stats.update_norm;
-      for (size_t g = 0; g < globals.size(); ++g) {
-        torch::Tensor& p = globals[g].second;
-        p.copy_(ref[g] + (p - ref[g]) * scale);
-      }
-      stats.clipped = true;
-    }
+  if (!std::isfinite(internal::UpdateNorm(global_tensors, ref))) {
+    return absl::InternalError("training produced non-finite parameters; parameters restored");
   }
+  std::tie(stats.update_norm, stats.clipped) =
+      internal::ClipUpdate(global_tensors, ref, config.clipping_norm);
   stats.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   stats.samples_per_second = stats.seconds > 0 ? stats.num_samples / stats.seconds : 0.0;
