@@ -66,8 +66,8 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-nlohmann::json EvalJson(const EvalStats& e) {
-  nlohmann::json j;
+nlohmann::ordered_json EvalJson(const EvalStats& e) {
+  nlohmann::ordered_json j;
   j["eval_loss"] = e.loss;
   if (e.ranking_cases > 0) {
     j[fmt::format("hr@{}", e.k)] = e.hit_rate;
@@ -98,7 +98,7 @@ std::string EvalLine(const EvalStats& e) {
 }
 
 // Rows of metrics.csv share one header: every key any epoch produced.
-std::string ToCsv(const nlohmann::json& epochs) {
+std::string ToCsv(const nlohmann::ordered_json& epochs) {
   std::vector<std::string> columns;
   for (const auto& row : epochs) {
     for (const auto& [key, value] : row.items()) {
@@ -155,7 +155,7 @@ absl::Status Run(const TrainAppConfig& c, const common::YamlConfig& yaml) {
       workload->GlobalParameterNames().size(), c.threads);
   PETAL_RETURN_IF_ERROR(common::CreateDirectories(c.output_dir));
 
-  nlohmann::json epochs = nlohmann::json::array();
+  nlohmann::ordered_json epochs = nlohmann::ordered_json::array();
   TrainConfig one_epoch = c.train;
   one_epoch.epochs = 1;
   EvalStats last_eval;
@@ -166,7 +166,7 @@ absl::Status Run(const TrainAppConfig& c, const common::YamlConfig& yaml) {
     PETAL_ASSIGN_OR_RETURN(TrainStats t, workload->Train(one_epoch));
     train_seconds += t.seconds;
     samples += t.num_samples;
-    nlohmann::json row;
+    nlohmann::ordered_json row;
     row["epoch"] = epoch;
     row["train_loss"] = t.loss;
     row["train_seconds"] = t.seconds;
@@ -193,7 +193,7 @@ absl::Status Run(const TrainAppConfig& c, const common::YamlConfig& yaml) {
     std::cout << "final:" << EvalLine(last_eval) << "\n";
   }
 
-  nlohmann::json summary;
+  nlohmann::ordered_json summary;
   summary["dataset"] = {{"name", catalog.name},
                         {"source", c.data.source},
                         {"users", dataset.num_users()},
