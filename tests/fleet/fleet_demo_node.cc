@@ -89,7 +89,7 @@ class QuadraticClient final : public Client {
 
   absl::StatusOr<common::FitRes> Fit(const common::FitIns& ins) override {
     PETAL_ASSIGN_OR_RETURN(int64_t round, RoundOf(ins.config));
-    if (round == options_.fail_on_round) {
+    if (options_.fail_on_round >= 1 && round == options_.fail_on_round) {
       return absl::InternalError(fmt::format("demo failure injected in round {}", round));
     }
     PETAL_ASSIGN_OR_RETURN(std::vector<double> x, Join(*ins.parameters));
