@@ -35,6 +35,14 @@ constexpr absl::Duration kMaxHeartbeat = absl::Seconds(1800);
 
 std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 
+// Prepends `context` to the message, keeping the code and payloads (the
+// Flower error code).
+absl::Status WithContext(const absl::Status& status, std::string_view context) {
+  absl::Status out(status.code(), fmt::format("{}: {}", context, Msg(status)));
+  status.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  return out;
+}
+
 bool IsAlreadyRegistered(const absl::Status& status) {
   return status.code() == absl::StatusCode::kFailedPrecondition &&
          (FlowerErrorCode(status) == kFlowerPublicKeyAlreadyInUse ||
@@ -182,8 +190,8 @@ absl::Status FleetTransport::RunSession(Client& client, FleetApi& api, const Nod
         api.Call<proto::RegisterNodeFleetResponse>(FleetRpc::kRegisterNode, request, fleet_.request_timeout);
     if (!registered.ok() && !IsAlreadyRegistered(registered.status())) {
       if (registered.status().code() == absl::StatusCode::kFailedPrecondition) {
-        return common::Annotate(registered.status(),
-                                "the SuperLink refuses self-registration (is --enable-supernode-auth on? then "
+        return WithContext(registered.status(),
+                           "the SuperLink refuses self-registration (is --enable-supernode-auth on? then "
                                 "register a key with `flwr supernode register` and set auth_private_key)");
       }
       return registered.status();
