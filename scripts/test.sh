@@ -17,8 +17,8 @@ while [ $# -gt 0 ]; do
     *) echo "test.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-start=$(date +%s)
-step() { echo; echo "==> [$(( $(date +%s) - start ))s] $*"; }
+. scripts/lib.sh
+step() { petal_step "$@"; }
 
 step "setup"
 ./scripts/setup.sh
@@ -38,8 +38,7 @@ else
 fi
 
 step "configure + build (build/)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPETAL_WERROR=ON \
-  -DPETAL_WITH_TORCH=ON -DPETAL_INTEROP_TESTS=ON -DPETAL_PYTHON="$PWD/.venv/bin/python" > build.configure.log 2>&1 || { cat build.configure.log; exit 1; }
+petal_configure build
 cmake --build build -j "$jobs"
 
 step "ctest (build/)"
