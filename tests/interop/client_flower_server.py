@@ -7,7 +7,13 @@ fit_config (dict sent with every FitIns), proximal_mu (fedprox), initial
 (list of {"dtype","shape","data"} or null: ask a client), certificates
 ([ca, cert, key] paths or null), max_message_length, round_timeout,
 die_in_round (kill this process right after that round's fit results arrive),
-record_arrays (default true; false keeps only tensor sizes, for big models).
+record_arrays (default true; false keeps only tensor sizes, for big models),
+strategy "fedadam" (needs initial or initial_npz), initial_npz (.npz whose
+arrays, in file order, are the initial model), fedadam {eta, eta_l, tau,
+beta_1, beta_2}, weighted_metrics (aggregate every numeric fit/evaluate metric
+as a num_examples-weighted mean; History then carries them).
+Every fit result also records "delta_norm": the L2 distance between the
+arrays returned and the arrays sent to that client.
 
 OUT records what the server saw: every registration (cid, time), every fit
 and evaluate result and failure per round (tensors decoded with numpy), the
@@ -33,7 +39,7 @@ from flwr.common import (
 )
 from flwr.server import ServerConfig
 from flwr.server.client_manager import SimpleClientManager
-from flwr.server.strategy import FedAvg, FedProx
+from flwr.server.strategy import FedAdam, FedAvg, FedProx
 from flwr.supercore.grpc import GRPC_MAX_MESSAGE_LENGTH
 
 
@@ -90,8 +96,31 @@ def describe_failure(f):
     return {"cid": proxy.cid, "code": int(res.status.code.value), "message": res.status.message}
 
 
+def delta_norm(sent_arrays, parameters):
+    if sent_arrays is None:
+        return None
+    got = parameters_to_ndarrays(parameters)
+    if len(got) != len(sent_arrays) or any(a.shape != b.shape for a, b in zip(got, sent_arrays)):
+        return None
+    return float(np.sqrt(sum(np.sum((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+                             for a, b in zip(got, sent_arrays))))
+
+
+def weighted_mean_metrics(pairs):
+    """[(num_examples, metrics)] -> num_examples-weighted mean of every numeric metric."""
+    total = sum(n for n, _ in pairs)
+    keys = set()
+    for _, m in pairs:
+        keys |= {k for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if total == 0:
+        return {}
+    return {k: sum(n * float(m[k]) for n, m in pairs if k in m) / total for k in sorted(keys)}
+
+
 def make_strategy(spec, recorder):
-    base = {"fedavg": FedAvg, "fedprox": FedProx}[spec.get("strategy", "fedavg")]
+    base = {"fedavg": FedAvg, "fedprox": FedProx,
+            "fedadam": FedAdam}[spec.get("strategy", "fedavg")]
+    sent = {}
     die_in_round = spec.get("die_in_round")
     record_arrays = spec.get("record_arrays", True)
 
@@ -102,6 +131,8 @@ def make_strategy(spec, recorder):
         def configure_fit(self, server_round, parameters, client_manager):
             instructions = super().configure_fit(server_round, parameters, client_manager)
             rec = recorder.round(server_round)
+            for proxy, ins in instructions:
+                sent[proxy.cid] = parameters_to_ndarrays(ins.parameters)
             rec["fit_ins"] = [{"cid": proxy.cid, "tensor_lens": tensor_lens(ins.parameters),
                                "config": {k: scalar_json(v) for k, v in ins.config.items()}}
                               for proxy, ins in instructions]
@@ -125,6 +156,9 @@ def make_strategy(spec, recorder):
                 "metrics": {k: scalar_json(v) for k, v in res.metrics.items()},
                 "tensor_type": res.parameters.tensor_type,
                 "tensor_lens": tensor_lens(res.parameters),
+                "shapes": [list(a.shape) for a in parameters_to_ndarrays(res.parameters)],
+                "dtypes": [a.dtype.name for a in parameters_to_ndarrays(res.parameters)],
+                "delta_norm": delta_norm(sent.get(proxy.cid), res.parameters),
                 "arrays": ([encode_array(a) for a in parameters_to_ndarrays(res.parameters)]
                            if record_arrays else None),
             } for proxy, res in results]
@@ -158,11 +192,19 @@ def make_strategy(spec, recorder):
         min_available_clients=spec["min_clients"],
         on_fit_config_fn=lambda r: dict(fit_config, round=r),
     )
+    if spec.get("weighted_metrics"):
+        kwargs["fit_metrics_aggregation_fn"] = weighted_mean_metrics
+        kwargs["evaluate_metrics_aggregation_fn"] = weighted_mean_metrics
+    if spec.get("initial_npz"):
+        with np.load(spec["initial_npz"]) as z:
+            kwargs["initial_parameters"] = ndarrays_to_parameters([z[k] for k in z.files])
     if spec.get("initial") is not None:
         kwargs["initial_parameters"] = ndarrays_to_parameters(
             [decode_array(d) for d in spec["initial"]])
     if base is FedProx:
         kwargs["proximal_mu"] = spec["proximal_mu"]
+    if base is FedAdam:
+        kwargs.update(spec.get("fedadam", {}))
     return Recording(**kwargs)
 
 
@@ -185,6 +227,7 @@ def main():
     recorder.data["history"] = {
         "losses_distributed": history.losses_distributed,
         "metrics_distributed_fit": {k: v for k, v in history.metrics_distributed_fit.items()},
+        "metrics_distributed": {k: v for k, v in history.metrics_distributed.items()},
     }
     recorder.dump()
     print("SERVER_DONE", flush=True)

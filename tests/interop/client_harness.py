@@ -168,6 +168,66 @@ def start_quadratic_client(workdir, name, port, target, num_examples, shapes="3,
     return Proc(name, argv, workdir)
 
 
+def petal_client_path():
+    path = os.path.join(BINARY_DIR, "src", "client", "petal-client")
+    if not os.path.exists(path):
+        raise RuntimeError(f"{path} not found: build the petal-client target first")
+    return path
+
+
+# A small synthetic federation that trains in seconds on 2 cores.
+NCF_SMALL = {
+    "data.synthetic.num_users": 240,
+    "data.synthetic.num_items": 200,
+    "data.synthetic.num_tags": 20,
+    "data.synthetic.mean_interactions": 30,
+    "data.synthetic.min_interactions": 8,
+    "model.gmf_dim": 16,
+    "model.mlp_embedding_dim": 16,
+    "model.tag_dim": 16,
+    "model.mlp_layers": "[32, 16]",
+    "train.batch_size": 128,
+    "eval.full_catalog": "false",
+}
+
+
+def petal_client_argv(workdir, port, partition_id, num_partitions, sets=None):
+    """argv of petal-client with configs/client.yaml and test overrides."""
+    source = os.environ.get("PETAL_SOURCE_DIR", os.path.dirname(os.path.dirname(HERE)))
+    overrides = dict(NCF_SMALL)
+    overrides.update({
+        "server.address": f"127.0.0.1:{port}",
+        "server.retry.initial_backoff": "200ms",
+        "server.retry.max_backoff": "1s",
+        "server.retry.max_elapsed": "60s",
+        "server.connect_timeout": "5s",
+        "client.partition_id": partition_id,
+        "client.state_dir": os.path.join(workdir, "state-{partition_id}"),
+        "partition.num_partitions": num_partitions,
+    })
+    overrides.update(sets or {})
+    argv = [petal_client_path(), "--config", os.path.join(source, "configs", "client.yaml")]
+    for key, value in overrides.items():
+        argv += ["--set", f"{key}={value}"]
+    return argv
+
+
+def start_petal_client(workdir, name, port, partition_id, num_partitions, sets=None):
+    return Proc(name, petal_client_argv(workdir, port, partition_id, num_partitions, sets), workdir)
+
+
+def export_initial(workdir, num_partitions, sets=None):
+    """Runs petal-client --export-initial; returns the arrays in wire order."""
+    path = os.path.join(workdir, "initial.npz")
+    argv = petal_client_argv(workdir, 1, 0, num_partitions, sets) + ["--export-initial", path]
+    proc = Proc("export-initial", argv, workdir)
+    if proc.wait(120) != 0:
+        raise AssertionError(f"--export-initial failed:\n{proc.output()}")
+    proc.kill()
+    with np.load(path) as z:
+        return path, [z[k] for k in z.files]
+
+
 def start_python_client(workdir, name, port, target, num_examples, shapes):
     """A stock Flower NumPyClient (flwr.client.start_client) with the same math."""
     argv = [sys.executable, PEER_SCRIPT, f"127.0.0.1:{port}", repr(float(target)),

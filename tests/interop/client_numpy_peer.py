@@ -1,8 +1,11 @@
 """A stock Flower NumPyClient with the demo client's math, for mixed federations.
 
 Run as: python client_numpy_peer.py HOST:PORT TARGET NUM_EXAMPLES SHAPES
-(SHAPES like "3,2;4"). Joins with flwr.client.start_client (grpc-bidi) and
-exits when the server says goodbye. Its metrics carry "impl": "python".
+(SHAPES like "3,2;4"), or python client_numpy_peer.py HOST:PORT nudge MODEL.npz
+NUM_EXAMPLES for a peer of petal-client's NCF model: it serves the .npz arrays
+as its initial model and "trains" by adding 0.001 to every weight. Joins with
+flwr.client.start_client (grpc-bidi) and exits when the server says goodbye.
+Its metrics carry "impl": "python".
 """
 
 import sys
@@ -46,7 +49,30 @@ class QuadraticNumPyClient(NumPyClient):
         return loss, self.num_examples, {"target": self.target}
 
 
+class NudgeNumPyClient(NumPyClient):
+    STEP = np.float32(0.001)
+
+    def __init__(self, arrays, num_examples):
+        self.arrays = arrays
+        self.num_examples = num_examples
+
+    def get_parameters(self, config):
+        return self.arrays
+
+    def fit(self, parameters, config):
+        return [a + self.STEP for a in parameters], self.num_examples, {"impl": "python"}
+
+    def evaluate(self, parameters, config):
+        return 0.5, self.num_examples, {"impl": "python"}
+
+
 def main():
+    if sys.argv[2] == "nudge":
+        with np.load(sys.argv[3]) as z:
+            arrays = [z[k] for k in z.files]
+        client = NudgeNumPyClient(arrays, int(sys.argv[4]))
+        flwr.client.start_client(server_address=sys.argv[1], client=client.to_client())
+        return
     address, target, n, shapes = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     shape_list = [tuple(int(d) for d in part.split(",")) if part else ()
                   for part in shapes.split(";")]
