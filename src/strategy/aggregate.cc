@@ -237,8 +237,11 @@ absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) 
     slots_.clear();
     slots_.reserve(arrays.size());
     for (const NDArray& arr : arrays) {
-      slots_.push_back(Slot{arr.dtype(), arr.shape(), std::vector<double>(static_cast<size_t>(arr.size()), 0.0),
-                            DType::kFloat64});
+      Slot slot;
+      slot.dtype = arr.dtype();
+      slot.shape = arr.shape();
+      slot.sum.assign(static_cast<size_t>(arr.size()), 0.0);
+      slots_.push_back(std::move(slot));
     }
   } else {
     PETAL_RETURN_IF_ERROR(CheckLayout(arrays));
@@ -255,14 +258,29 @@ absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) 
       continue;
     }
     if (accumulation_ == Accumulation::kFloat64) {
+      // Compensated (TwoSum) accumulation: sum + low holds the running total
+      // with ~106 bits, so the result no longer depends on the order in which
+      // results arrive (a resumed run reproduces an uninterrupted one).
+      if (slot.low.empty()) slot.low.assign(static_cast<size_t>(size), 0.0);
+      double* low = slot.low.data();
+      auto fold = [&](auto load) {
+        for (int64_t i = 0; i < size; ++i) {
+          const double p = n * load(i);
+          const double s = acc[i] + p;
+          const double b = s - acc[i];
+          low[i] += (acc[i] - (s - b)) + (p - b);
+          acc[i] = s;
+        }
+      };
       if (w.dtype() == DType::kFloat32) {
         const float* src = reinterpret_cast<const float*>(w.data());
-        for (int64_t i = 0; i < size; ++i) acc[i] += n * static_cast<double>(src[i]);
+        fold([src](int64_t i) { return static_cast<double>(src[i]); });
       } else if (w.dtype() == DType::kFloat64) {
         const double* src = reinterpret_cast<const double*>(w.data());
-        for (int64_t i = 0; i < size; ++i) acc[i] += n * src[i];
+        fold([src](int64_t i) { return src[i]; });
       } else {
-        for (int64_t i = 0; i < size; ++i) acc[i] += n * internal::ToDouble(Load<Half>(w.data(), i));
+        const std::byte* src = w.data();
+        fold([src](int64_t i) { return internal::ToDouble(Load<Half>(src, i)); });
       }
       continue;
     }
@@ -311,9 +329,12 @@ absl::StatusOr<NDArrays> WeightedAverage::Result() const {
     if (!common::IsFloating(slot.dtype)) {
       for (int64_t i = 0; i < size; ++i) internal::StoreRoundedInteger(slot.dtype, dst, i, acc[i] / total);
     } else if (accumulation_ == Accumulation::kFloat64) {
+      const double* low = slot.low.data();
       DispatchFloat(slot.dtype, [&](auto tag) {
         using T = decltype(tag);
-        for (int64_t i = 0; i < size; ++i) Store<T>(dst, i, internal::FromDouble<T>(acc[i] / total));
+        for (int64_t i = 0; i < size; ++i) {
+          Store<T>(dst, i, internal::FromDouble<T>((acc[i] + low[i]) / total));
+        }
       });
     } else {
       // sum / N in NumPy's dtype, then stored in the array's own dtype.

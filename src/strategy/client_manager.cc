@@ -95,7 +95,8 @@ std::vector<ClientProxyPtr> SimpleClientManager::Sample(int64_t num_clients, int
   }
   std::vector<ClientProxyPtr> available = All();
   const int64_t n = static_cast<int64_t>(available.size());
-  if (num_clients > n || num_clients <= 0) {
+  if (num_clients <= 0) return {};
+  if (num_clients > n) {
     common::log::Info(
         "Sampling failed: number of available clients ({}) is less than number of requested "
         "clients ({}).",

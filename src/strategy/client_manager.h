@@ -71,6 +71,9 @@ class ClientManager {
   // reproducible random stream (the server passes round and phase).
   virtual std::vector<ClientProxyPtr> Sample(int64_t num_clients, int64_t min_num_clients,
                                              uint64_t draw_key) = 0;
+  // Wakes every waiter and makes later waits return false at once (server
+  // shutdown). Registration keeps working.
+  virtual void Shutdown() = 0;
 };
 
 // Thread-safe ClientManager backed by a vector in registration order.
@@ -87,9 +90,7 @@ class SimpleClientManager final : public ClientManager {
   std::vector<ClientProxyPtr> Sample(int64_t num_clients, int64_t min_num_clients,
                                      uint64_t draw_key) override;
 
-  // Wakes every waiter and makes later waits return false at once (server
-  // shutdown). Registration keeps working.
-  void Shutdown();
+  void Shutdown() override;
   bool shut_down() const;
 
  private:

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <numeric>
+#include <optional>
 #include <random>
 
 #include "common/testing/status_matchers.h"
@@ -59,6 +61,35 @@ TEST(WeightedAverageTest, StreamingEqualsBatchAndIsCorrectlyRounded) {
     double sum = 0;
     for (size_t i = 0; i < models.size(); ++i) sum += ns[i] * static_cast<double>(models[i][0].values<float>()[e]);
     ASSERT_EQ(a[0].values<float>()[e], static_cast<float>(sum / total)) << e;
+  }
+}
+
+TEST(WeightedAverageTest, Float64ModeDoesNotDependOnArrivalOrder) {
+  // float64 values of wildly different magnitudes: plain summation would round
+  // differently depending on the order; the compensated sum does not.
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> dist;
+  std::vector<NDArrays> models;
+  std::vector<int64_t> ns;
+  for (int i = 0; i < 8; ++i) {
+    std::vector<double> v(64);
+    for (double& x : v) x = dist(rng) * std::pow(10.0, static_cast<double>(rng() % 17) - 8.0);
+    models.push_back({NDArray::FromVector<double>({64}, v).value()});
+    ns.push_back(1 + static_cast<int64_t>(rng() % 1000));
+  }
+  std::vector<size_t> order(models.size());
+  std::iota(order.begin(), order.end(), 0u);
+  std::optional<NDArrays> first;
+  for (int trial = 0; trial < 20; ++trial) {
+    std::shuffle(order.begin(), order.end(), rng);
+    WeightedAverage avg(Accumulation::kFloat64, IntegerPolicy::kRound);
+    for (size_t i : order) ASSERT_THAT(avg.Add(models[i], ns[i]), IsOk());
+    PETAL_ASSERT_OK_AND_ASSIGN(NDArrays out, avg.Result());
+    if (!first) {
+      first = out;
+    } else {
+      ASSERT_EQ(out, *first) << "trial " << trial;
+    }
   }
 }
 
