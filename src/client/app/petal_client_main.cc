@@ -11,6 +11,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -37,6 +39,17 @@ constexpr int kExitConfig = 1;
 constexpr int kExitUnavailable = 2;
 constexpr int kExitFatal = 3;
 constexpr int kExitSignal = 130;
+
+// Peak resident set size in MiB (Linux VmHWM of this process), -1 if unknown.
+double PeakRssMib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    long kib = 0;
+    if (std::sscanf(line.c_str(), "VmHWM: %ld kB", &kib) == 1) return kib / 1024.0;
+  }
+  return -1;
+}
 
 absl::StatusOr<std::unique_ptr<model::LocalWorkload>> BuildWorkload(const ClientAppConfig& c) {
   PETAL_ASSIGN_OR_RETURN(model::SplitData data,
@@ -159,9 +172,10 @@ int Main(int argc, char** argv) {
   signal_waiter.join();
 
   const TransportStats stats = (*transport)->stats();
-  log::Info("done: {} fit(s), {} instruction(s) ({} failed), {} bytes sent, {} received",
+  log::Info("done: {} fit(s), {} instruction(s) ({} failed), {} bytes sent, {} received, "
+            "peak RSS {:.1f} MiB",
             (*client)->fits_done(), stats.instructions, stats.failed_instructions,
-            stats.bytes_sent, stats.bytes_received);
+            stats.bytes_sent, stats.bytes_received, PeakRssMib());
   if (status.ok()) return 0;
   if (absl::IsCancelled(status)) return kExitSignal;
   if (absl::IsUnavailable(status)) return kExitUnavailable;
