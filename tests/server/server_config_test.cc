@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 #include <filesystem>
+#include <set>
 
 #include "common/npz.h"
 #include "common/npy.h"
@@ -164,6 +165,30 @@ TEST(ServerConfigTest, HelpListsEveryStrategyAndParameter) {
   EXPECT_THAT(help, HasSubstr("proximal_mu"));
   EXPECT_THAT(help, HasSubstr("required"));
   EXPECT_THAT(help, HasSubstr("[0, 0.5)"));
+}
+
+}  // namespace
+}  // namespace petal::server
+
+namespace petal::server {
+namespace {
+
+TEST(ShippedConfigsTest, EveryConfigLoadsAndBuildsItsStrategy) {
+  const std::filesystem::path root(PETAL_SOURCE_DIR);
+  std::vector<std::filesystem::path> files = {root / "configs" / "server.yaml"};
+  for (const auto& e : std::filesystem::directory_iterator(root / "configs" / "strategies")) {
+    files.push_back(e.path());
+  }
+  std::set<std::string> strategies;
+  for (const auto& path : files) {
+    SCOPED_TRACE(path.string());
+    PETAL_ASSERT_OK_AND_ASSIGN(common::YamlConfig yaml, common::YamlConfig::LoadFile(path.string()));
+    PETAL_ASSERT_OK_AND_ASSIGN(ServerConfig config, ReadServerConfig(yaml));
+    PETAL_ASSERT_OK_AND_ASSIGN(strategy::StrategyPtr s, strategy::MakeStrategy(MakeStrategyConfig(config, yaml)));
+    strategies.insert(std::string(s->name()));
+  }
+  // One example per registered strategy.
+  for (const std::string& name : strategy::StrategyNames()) EXPECT_TRUE(strategies.count(name)) << name;
 }
 
 }  // namespace
