@@ -1,5 +1,6 @@
 #include "model/experiment.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <limits>
 
@@ -66,6 +67,10 @@ void ReadSplitConfig(ConfigReader& r, const std::string& prefix, SplitConfig* ou
   ReadInt32(r, Key(prefix, "num_folds"), &out->num_folds, AtLeast<int64_t>(2));
   ReadInt32(r, Key(prefix, "fold"), &out->fold, AtLeast<int64_t>(1));
   ReadSeed(r, Key(prefix, "seed"), &out->seed);
+  r.Read(Key(prefix, "validation"), &out->validation);
+  if (out->validation && out->protocol == "none") {
+    r.Fail(Key(prefix, "validation"), "needs a protocol with a test set");
+  }
   if (out->protocol == "kfold" && out->fold > out->num_folds) {
     r.Fail(Key(prefix, "fold"), fmt::format("must be <= num_folds ({})", out->num_folds));
   }
@@ -103,6 +108,8 @@ void ReadTrainConfig(ConfigReader& r, const std::string& prefix, TrainConfig* ou
   r.Read(Key(prefix, "momentum"), &out->momentum, InRange<double>(0.0, 0.999999));
   r.Read(Key(prefix, "weight_decay"), &out->weight_decay, AtLeast<double>(0.0));
   r.Read(Key(prefix, "embedding_reg"), &out->embedding_reg, AtLeast<double>(0.0));
+  r.Read(Key(prefix, "user_dropout"), &out->user_dropout, InRange<double>(0.0, 0.99));
+  r.Read(Key(prefix, "item_dropout"), &out->item_dropout, InRange<double>(0.0, 0.99));
   ReadInt32(r, Key(prefix, "num_negatives"), &out->num_negatives, AtLeast<int64_t>(0));
   r.Read(Key(prefix, "proximal_mu"), &out->proximal_mu, AtLeast<double>(0.0));
   r.Read(Key(prefix, "clipping_norm"), &out->clipping_norm, AtLeast<double>(0.0));
@@ -159,8 +166,10 @@ absl::StatusOr<Dataset> LoadDataset(const DataConfig& config) {
       "unknown data.source '{}' (expected synthetic, ml-100k, ml-latest or csv)", config.source));
 }
 
-absl::StatusOr<SplitData> MakeSplit(const Dataset& dataset, const DataConfig& data,
-                                    const SplitConfig& split) {
+namespace {
+
+absl::StatusOr<SplitData> MakeTestSplit(const Dataset& dataset, const DataConfig& data,
+                                        const SplitConfig& split) {
   if (split.protocol == "leave_one_out") {
     return LeaveOneOut(dataset, split.num_negatives, split.seed);
   }
@@ -177,6 +186,30 @@ absl::StatusOr<SplitData> MakeSplit(const Dataset& dataset, const DataConfig& da
   return absl::InvalidArgumentError(fmt::format(
       "unknown split.protocol '{}' (expected leave_one_out, kfold, ml100k_fold or none)",
       split.protocol));
+}
+
+}  // namespace
+
+absl::StatusOr<SplitData> MakeSplit(const Dataset& dataset, const DataConfig& data,
+                                    const SplitConfig& split) {
+  PETAL_ASSIGN_OR_RETURN(SplitData test_split, MakeTestSplit(dataset, data, split));
+  if (!split.validation) return test_split;
+  if (split.protocol == "none") {
+    return absl::InvalidArgumentError("split.validation needs a protocol with a test set");
+  }
+  // The same protocol on the training part only; the test part is dropped.
+  Dataset train_only;
+  train_only.catalog = test_split.catalog;
+  train_only.user_ids = test_split.user_ids;
+  train_only.interactions = std::move(test_split.train);
+  SplitData validation;
+  if (split.protocol == "leave_one_out") {
+    PETAL_ASSIGN_OR_RETURN(validation, LeaveOneOut(train_only, split.num_negatives, split.seed + 1));
+  } else {
+    PETAL_ASSIGN_OR_RETURN(validation, KFold(train_only, std::max(split.num_folds, 2), 0, split.seed + 1));
+  }
+  validation.protocol = test_split.protocol + " (validation)";
+  return validation;
 }
 
 absl::StatusOr<SplitData> LoadClientData(const DataConfig& data, const SplitConfig& split,

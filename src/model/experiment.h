@@ -46,6 +46,11 @@ struct SplitConfig {
   int32_t num_folds = 5;                   // kfold
   int32_t fold = 1;                        // kfold: 1..num_folds; ml100k_fold: 1..5 (u1..u5)
   uint64_t seed = 1;                       // negatives (leave_one_out) / shuffle (kfold)
+  // Tune on a validation set instead of the test set: the same protocol is
+  // applied again to the training part of the split (leave_one_out: each
+  // user's second-latest interaction; kfold / ml100k_fold: fold 1 of
+  // num_folds of the training ratings), and the test part is never used.
+  bool validation = false;
 };
 
 // Reads the sections under `prefix` ("data", "split", ...) into *out, keeping
@@ -66,6 +71,7 @@ absl::StatusOr<std::string> ResolveDataPath(const DataConfig& config);
 
 absl::StatusOr<Dataset> LoadDataset(const DataConfig& config);
 // `data` must be the DataConfig `dataset` was loaded with (ml100k_fold reads its files).
+// With split.validation, returns the validation split (see SplitConfig).
 absl::StatusOr<SplitData> MakeSplit(const Dataset& dataset, const DataConfig& data,
                                     const SplitConfig& split);
 

@@ -86,6 +86,12 @@ absl::Status ValidateTrainConfig(const TrainConfig& c) {
     return Bad("embedding_reg", "must be a finite number >= 0", c.embedding_reg);
   }
   if (c.num_negatives < 0) return Bad("num_negatives", "must be >= 0", c.num_negatives);
+  if (!(c.user_dropout >= 0.0 && c.user_dropout < 1.0)) {
+    return Bad("user_dropout", "must be in [0, 1)", c.user_dropout);
+  }
+  if (!(c.item_dropout >= 0.0 && c.item_dropout < 1.0)) {
+    return Bad("item_dropout", "must be in [0, 1)", c.item_dropout);
+  }
   if (!(c.proximal_mu >= 0.0) || !Finite(c.proximal_mu)) {
     return Bad("proximal_mu", "must be a finite number >= 0", c.proximal_mu);
   }
@@ -140,6 +146,8 @@ absl::StatusOr<TrainConfig> MergeTrainConfig(const TrainConfig& defaults,
   PETAL_RETURN_IF_ERROR(MergeDouble(config, {"momentum"}, &c.momentum));
   PETAL_RETURN_IF_ERROR(MergeDouble(config, {"weight_decay"}, &c.weight_decay));
   PETAL_RETURN_IF_ERROR(MergeDouble(config, {"embedding_reg"}, &c.embedding_reg));
+  PETAL_RETURN_IF_ERROR(MergeDouble(config, {"user_dropout"}, &c.user_dropout));
+  PETAL_RETURN_IF_ERROR(MergeDouble(config, {"item_dropout"}, &c.item_dropout));
   PETAL_RETURN_IF_ERROR(MergeDouble(config, {"proximal_mu", "proximal-mu"}, &c.proximal_mu));
   PETAL_RETURN_IF_ERROR(MergeDouble(config, {"clipping_norm"}, &c.clipping_norm));
   if (config.Contains("optimizer")) {

@@ -67,6 +67,13 @@ struct TrainConfig {
   double weight_decay = 0.0;    // the optimizer's (L2 for Adam/SGD, decoupled for AdamW)
   double embedding_reg = 0.0;   // L2 on the embedding rows and biases a batch uses, per example
   int32_t num_negatives = 4;    // implicit mode: sampled negatives per positive
+  // ID dropout (DropoutNet-style): during training each example loses its user
+  // embedding (scored as a cold-start user, through the tag profile) with
+  // probability user_dropout, and its item embedding and bias (scored through
+  // the item's tags) with probability item_dropout. Trains the tag paths to
+  // stand on their own, for cold-start users and rarely seen items.
+  double user_dropout = 0.0;
+  double item_dropout = 0.0;
   // FedProx: adds proximal_mu / 2 * sum over GLOBAL parameters of ||w - w_global||^2
   // (squared L2), w_global = the arrays last set by SetGlobalArrays (frozen).
   double proximal_mu = 0.0;
@@ -79,7 +86,8 @@ absl::Status ValidateTrainConfig(const TrainConfig& config);
 
 // Overrides `defaults` with the keys a Flower strategy sends in a fit config
 // ("epochs" or "local_epochs", "batch_size", "lr" or "learning_rate",
-// "optimizer", "momentum", "weight_decay", "embedding_reg", "num_negatives",
+// "optimizer", "momentum", "weight_decay", "embedding_reg", "user_dropout",
+// "item_dropout", "num_negatives",
 // "proximal_mu" or "proximal-mu", "clipping_norm"); other keys are ignored.
 // InvalidArgument naming the key for a wrong type or an invalid value.
 absl::StatusOr<TrainConfig> MergeTrainConfig(const TrainConfig& defaults,

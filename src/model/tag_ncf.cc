@@ -79,10 +79,10 @@ void TagNcfImpl::Initialize(uint64_t seed) {
   }
 }
 
-torch::Tensor TagNcfImpl::UserRows(const torch::nn::Embedding& table, const torch::Tensor& users,
-                                   const torch::Tensor& known) const {
+torch::Tensor TagNcfImpl::Rows(const torch::nn::Embedding& table, const torch::Tensor& ids,
+                               const torch::Tensor& known) const {
   if (table.is_empty()) return torch::Tensor();
-  return torch::embedding(table->weight, users.clamp_min(0)) * known.unsqueeze(1);
+  return torch::embedding(table->weight, ids.clamp_min(0)) * known.unsqueeze(1);
 }
 
 torch::Tensor TagNcfImpl::Bags(const TagBags& bags) const {
@@ -96,8 +96,9 @@ TagNcfOutput TagNcfImpl::forward(const TagNcfBatch& b, bool with_penalty) {
   const auto& o = options_;
   const int64_t batch = b.items.size(0);
   const torch::Tensor known = b.users.ge(0).to(torch::kFloat32);
+  const torch::Tensor item_known = b.items.ge(0).to(torch::kFloat32);
   auto user_rows = [&](const torch::nn::Embedding& table, int64_t dim) {
-    torch::Tensor rows = UserRows(table, b.users, known);
+    torch::Tensor rows = Rows(table, b.users, known);
     return rows.defined() ? rows : torch::zeros({batch, dim});
   };
   torch::Tensor item_t;
@@ -107,7 +108,7 @@ TagNcfOutput TagNcfImpl::forward(const TagNcfBatch& b, bool with_penalty) {
     user_t = Bags(b.user_tags).index_select(0, b.user_bag);
   }
   const torch::Tensor p_gmf = user_rows(user_gmf, o.gmf_dim);
-  const torch::Tensor q_gmf = item_gmf->forward(b.items);
+  const torch::Tensor q_gmf = Rows(item_gmf, b.items, item_known);
   torch::Tensor penalty;
   if (with_penalty) penalty = p_gmf.square().sum(1) + q_gmf.square().sum(1);
   torch::Tensor pu = p_gmf;
@@ -119,7 +120,7 @@ TagNcfOutput TagNcfImpl::forward(const TagNcfBatch& b, bool with_penalty) {
   torch::Tensor features = pu * qi;
   if (!o.gmf_only) {
     const torch::Tensor p_mlp = user_rows(user_mlp, o.mlp_embedding_dim);
-    const torch::Tensor q_mlp = item_mlp->forward(b.items);
+    const torch::Tensor q_mlp = Rows(item_mlp, b.items, item_known);
     if (with_penalty) penalty = penalty + p_mlp.square().sum(1) + q_mlp.square().sum(1);
     std::vector<torch::Tensor> parts = {p_mlp, q_mlp};
     if (o.use_tags) {
@@ -132,10 +133,10 @@ TagNcfOutput TagNcfImpl::forward(const TagNcfBatch& b, bool with_penalty) {
   }
   torch::Tensor y = output->forward(features).squeeze(1);
   if (o.use_biases) {
-    const torch::Tensor bi = item_bias->forward(b.items).squeeze(1);
+    const torch::Tensor bi = Rows(item_bias, b.items, item_known).squeeze(1);
     y = y + bi;
     if (with_penalty) penalty = penalty + bi.square();
-    torch::Tensor bu = UserRows(user_bias, b.users, known);
+    torch::Tensor bu = Rows(user_bias, b.users, known);
     if (bu.defined()) {
       bu = bu.squeeze(1);
       y = y + bu;
@@ -156,7 +157,7 @@ torch::Tensor TagNcfImpl::ScoreAllItems(const torch::Tensor& users, const TagBag
   const int64_t num_items = o.num_items;
   const torch::Tensor known = users.ge(0).to(torch::kFloat32);
   auto user_rows = [&](const torch::nn::Embedding& table, int64_t dim) {
-    torch::Tensor rows = UserRows(table, users, known);
+    torch::Tensor rows = Rows(table, users, known);
     return rows.defined() ? rows : torch::zeros({num_users, dim});
   };
   torch::Tensor item_t;
@@ -205,7 +206,7 @@ torch::Tensor TagNcfImpl::ScoreAllItems(const torch::Tensor& users, const TagBag
   scores = scores + output->bias;
   if (o.use_biases) {
     scores = scores + item_bias->weight.squeeze(1).unsqueeze(0);
-    torch::Tensor bu = UserRows(user_bias, users, known);
+    torch::Tensor bu = Rows(user_bias, users, known);
     if (bu.defined()) scores = scores + bu;  // [U, 1] broadcast
   }
   return scores;

@@ -46,8 +46,11 @@ struct TagBags {
 // for the DISTINCT items / users of the batch, and each example points at its
 // bag. All tensors live on the CPU.
 struct TagNcfBatch {
-  torch::Tensor users;  // [B] int64 local user rows, -1 = cold start
-  torch::Tensor items;  // [B] int64 catalog items
+  torch::Tensor users;  // [B] int64 local user rows, -1 = cold start (no user embedding)
+  // [B] int64 catalog items; -1 = use no item embedding/bias (training-time ID
+  // dropout: the example is then scored from its item tags, item_bag still
+  // points at the real item's tags)
+  torch::Tensor items;
   // Used only when options.use_tags.
   TagBags item_tags;
   torch::Tensor item_bag;  // [B] int64 bag of each example
@@ -98,9 +101,10 @@ class TagNcfImpl : public torch::nn::Module {
   torch::nn::Linear output{nullptr};
 
  private:
-  // [B, dim] rows of `table` for `users` (zeros for -1 and when there are no users).
-  torch::Tensor UserRows(const torch::nn::Embedding& table, const torch::Tensor& users,
-                         const torch::Tensor& known) const;
+  // [B, dim] rows of `table` for `ids`, zero where known == 0 (id -1); undefined
+  // when the table does not exist (no users).
+  torch::Tensor Rows(const torch::nn::Embedding& table, const torch::Tensor& ids,
+                     const torch::Tensor& known) const;
   torch::Tensor Bags(const TagBags& bags) const;
 
   TagNcfOptions options_;

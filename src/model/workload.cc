@@ -565,6 +565,14 @@ absl::StatusOr<TrainStats> LocalWorkload::Impl::TrainImpl(const TrainConfig& con
       std::vector<int64_t> prof(m);
       for (int64_t q = 0; q < m; ++q) prof[q] = users[order[start + q]];
       TagNcfBatch batch = builder->Build(bu.data(), bi.data(), prof.data(), m, profiles);
+      if (config.user_dropout > 0 || config.item_dropout > 0) {
+        int64_t* batch_users = batch.users.data_ptr<int64_t>();
+        int64_t* batch_items = batch.items.data_ptr<int64_t>();
+        for (int64_t q = 0; q < m; ++q) {
+          if (config.user_dropout > 0 && rng.Uniform() < config.user_dropout) batch_users[q] = -1;
+          if (config.item_dropout > 0 && rng.Uniform() < config.item_dropout) batch_items[q] = -1;
+        }
+      }
       const torch::Tensor target = FloatTensor(bl);
       TagNcfOutput out = model->forward(batch, config.embedding_reg > 0);
       torch::Tensor data_loss =

@@ -154,3 +154,41 @@ TEST(MakeSplitTest, Ml100kFoldNeedsMl100kData) {
 
 }  // namespace
 }  // namespace petal::model
+
+namespace petal::model {
+namespace {
+
+TEST(MakeSplitTest, ValidationHoldsOutFromTheTrainingPartOnly) {
+  DataConfig data;
+  data.synthetic.num_users = 60;
+  data.synthetic.num_items = 100;
+  data.synthetic.mean_interactions = 15;
+  PETAL_ASSERT_OK_AND_ASSIGN(Dataset ds, LoadDataset(data));
+  SplitConfig split;
+  split.num_negatives = 20;
+  PETAL_ASSERT_OK_AND_ASSIGN(SplitData test, MakeSplit(ds, data, split));
+  split.validation = true;
+  PETAL_ASSERT_OK_AND_ASSIGN(SplitData validation, MakeSplit(ds, data, split));
+  EXPECT_EQ(validation.protocol, "leave_one_out (validation)");
+  EXPECT_EQ(validation.train.size() + validation.test.size(), test.train.size());
+  ASSERT_EQ(validation.ranking.size(), test.ranking.size());
+  for (size_t k = 0; k < test.ranking.size(); ++k) {
+    const RankingCase& held = test.ranking[k];
+    // The validation item is not the test item, and the test item is nowhere in the data.
+    EXPECT_NE(validation.ranking[k].item, held.item);
+    for (size_t r = 0; r < validation.train.size(); ++r) {
+      if (validation.train.users[r] == held.user) {
+        EXPECT_NE(validation.train.items[r], held.item);
+      }
+    }
+  }
+  split.protocol = "kfold";
+  PETAL_ASSERT_OK_AND_ASSIGN(SplitData kfold_validation, MakeSplit(ds, data, split));
+  split.validation = false;
+  PETAL_ASSERT_OK_AND_ASSIGN(SplitData kfold_test, MakeSplit(ds, data, split));
+  EXPECT_EQ(kfold_validation.train.size() + kfold_validation.test.size(), kfold_test.train.size());
+  EXPECT_EQ(kfold_validation.protocol, "kfold 1/5 (validation)");
+}
+
+}  // namespace
+}  // namespace petal::model

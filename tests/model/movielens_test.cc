@@ -83,7 +83,7 @@ TEST_F(MovieLensTest, ShortTrainingOnMl100kBeatsRandom) {
   o.mlp_embedding_dim = 16;
   o.tag_dim = 8;
   o.mlp_layers = {32, 16};
-  PETAL_ASSERT_OK_AND_ASSIGN(auto w, LocalWorkload::Create(std::move(s), o, TrainConfig(), 1, 2));
+  PETAL_ASSERT_OK_AND_ASSIGN(auto w, LocalWorkload::Create(std::move(s), o, TrainConfig(), 1, 1));
   TrainConfig c;
   c.epochs = 1;
   c.batch_size = 512;

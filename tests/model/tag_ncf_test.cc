@@ -159,6 +159,20 @@ TEST(TagNcfTest, ColdStartUsersAreScoredThroughTheirProfile) {
   EXPECT_NEAR(model->forward(known).prediction.item<float>(), before[0].item<float>(), 1e-6);
 }
 
+TEST(TagNcfTest, ItemIdDropoutScoresThroughTheItemTags) {
+  TagNcf model(SmallOptions());
+  model->Initialize(2);
+  torch::NoGradGuard no_grad;
+  TagNcfBatch b = MakeBatch({1, 1}, {0, 1}, {1, 1});
+  b.items = torch::tensor({int64_t{-1}, int64_t{-1}});  // bags still point at items 0 and 1
+  const torch::Tensor before = model->forward(b).prediction.clone();
+  model->item_gmf->weight.add_(1.0);
+  model->item_mlp->weight.add_(1.0);
+  model->item_bias->weight.add_(1.0);
+  EXPECT_TRUE(torch::allclose(model->forward(b).prediction, before));
+  EXPECT_NE(before[0].item<float>(), before[1].item<float>());  // different tags
+}
+
 // ScoreAllItems must equal forward() pair by pair, for every variant.
 void ExpectScoreAllMatchesForward(TagNcfOptions o) {
   TagNcf model(o);

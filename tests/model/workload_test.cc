@@ -48,7 +48,7 @@ TagNcfOptions SmallModel() {
 
 std::unique_ptr<LocalWorkload> Make(const SplitData& data, TagNcfOptions options = SmallModel(),
                                     uint64_t seed = 1) {
-  auto w = LocalWorkload::Create(data, options, TrainConfig(), seed, 2);
+  auto w = LocalWorkload::Create(data, options, TrainConfig(), seed, 1);
   EXPECT_TRUE(w.ok()) << w.status();
   return std::move(w).value();
 }
@@ -200,6 +200,41 @@ TEST(LocalWorkloadTest, ExplicitModeBeatsTheGlobalMean) {
   EXPECT_LT(e.rmse, mean_rmse - 0.05) << "global mean RMSE " << mean_rmse;
   EXPECT_LE(e.mae, e.rmse);
   EXPECT_NEAR(e.loss, e.rmse * e.rmse, 1e-9);
+}
+
+TEST(LocalWorkloadTest, ColdStartUsersAreRankedThroughTheirHistory) {
+  // Every test user scored as if new (no user embedding), from the profile of
+  // their training history, against the same user with no history at all.
+  const SplitData& pooled = SmallWorld().split;
+  auto w = Make(pooled);
+  TrainConfig c;
+  c.epochs = 3;
+  c.lr = 0.005;
+  c.user_dropout = 0.3;
+  PETAL_ASSERT_OK(w->Train(c).status());
+  std::vector<std::vector<int32_t>> history(pooled.num_users_total());
+  for (size_t r = 0; r < pooled.train.size(); ++r) {
+    history[pooled.train.users[r]].push_back(pooled.train.items[r]);
+  }
+  auto hit_rate = [&](bool with_history) {
+    double hits = 0;
+    for (const RankingCase& rc : pooled.ranking) {
+      std::vector<int32_t> candidates = {rc.item};
+      candidates.insert(candidates.end(), rc.negatives.begin(), rc.negatives.end());
+      auto scores =
+          w->ScoreColdStartUser(with_history ? history[rc.user] : std::vector<int32_t>{}, {},
+                                candidates)
+              .value();
+      int rank = 0;
+      for (size_t k = 1; k < scores.size(); ++k) rank += scores[k] >= scores[0];
+      hits += rank < 10;
+    }
+    return hits / pooled.ranking.size();
+  };
+  const double personal = hit_rate(true);
+  const double anonymous = hit_rate(false);
+  EXPECT_GT(personal, 0.2);
+  EXPECT_GT(personal, anonymous + 0.02) << "anonymous " << anonymous;
 }
 
 TEST(LocalWorkloadTest, ProximalTermKeepsWeightsNearTheGlobalModel) {

@@ -31,7 +31,7 @@ struct TrainAppConfig {
   int32_t eval_every = 1;           // evaluate every N epochs (0 = only after the last)
   bool full_catalog_each_epoch = false;
   uint64_t seed = 1;
-  int32_t threads = 2;
+  int32_t threads = 1;
   std::string output_dir = "out/centralized";
   bool save_model = true;
 };
