@@ -89,7 +89,11 @@ class QuadraticClient final : public Client {
 
   absl::StatusOr<common::FitRes> Fit(const common::FitIns& ins) override {
     PETAL_ASSIGN_OR_RETURN(int64_t round, RoundOf(ins.config));
-    if (options_.fail_on_round >= 1 && round == options_.fail_on_round) {
+    // Failure injection, by flag or by the instruction's config ("fail-round"
+    // together with "fail-seed" naming this node's seed).
+    PETAL_ASSIGN_OR_RETURN(int64_t fail_round, ins.config.GetIntOr("fail-round", options_.fail_on_round));
+    PETAL_ASSIGN_OR_RETURN(double fail_seed, ins.config.GetDoubleOr("fail-seed", options_.seed));
+    if (fail_round >= 1 && round == fail_round && fail_seed == options_.seed) {
       return absl::InternalError(fmt::format("demo failure injected in round {}", round));
     }
     PETAL_ASSIGN_OR_RETURN(std::vector<double> x, Join(*ins.parameters));

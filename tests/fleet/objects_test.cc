@@ -337,6 +337,23 @@ TEST_F(InflateErrorTest, TreeDisagreesWithHead) {
   EXPECT_THAT(Inflate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("children")));
 }
 
+TEST_F(InflateErrorTest, TreeChildrenInAnotherOrderAreAccepted) {
+  // flwr 1.42's SuperLink (SQL state) may list a node's children in another
+  // order than the object's head.
+  auto* rd = deflated_.tree.mutable_children(0);
+  ASSERT_EQ(rd->children_size(), 2);
+  rd->mutable_children()->SwapElements(0, 1);
+  PETAL_ASSERT_OK_AND_ASSIGN(flwr::proto::Message back, InflateMessage(deflated_.tree, contents_));
+  EXPECT_EQ(back.content().items(0).key(), "arrays");
+  EXPECT_EQ(back.content().items(1).key(), "config");
+}
+
+TEST_F(InflateErrorTest, TreeNamingOtherChildren) {
+  auto* rd = deflated_.tree.mutable_children(0);
+  rd->mutable_children(1)->set_object_id(std::string(64, 'd'));
+  EXPECT_THAT(Inflate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not in the object tree")));
+}
+
 TEST_F(InflateErrorTest, InvalidIdsAndOverDeepTrees) {
   deflated_.tree.set_object_id("not-an-id");
   EXPECT_THAT(Inflate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("invalid id")));

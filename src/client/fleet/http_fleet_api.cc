@@ -127,6 +127,7 @@ absl::StatusOr<FleetApiPtr> MakeHttpFleetApi(const ConnectionOptions& options, c
   endpoint.host = host_port.first;
   endpoint.port = host_port.second;
   endpoint.tls = !options.insecure.value_or(options.root_certificates.empty());
+  endpoint.connect_timeout = options.connect_timeout;
   if (endpoint.tls && !options.root_certificates.empty()) {
     PETAL_ASSIGN_OR_RETURN(endpoint.root_certificates_pem, LoadRootCertificates(options.root_certificates));
   }

@@ -237,7 +237,7 @@ class Inflater {
         return Bad(tree, fmt::format("it has no error, so it needs exactly one RecordDict child, not {}",
                                      object.head.children.size()));
       }
-      PETAL_ASSIGN_OR_RETURN(*message.mutable_content(), RecordDict(tree.children(0)));
+      PETAL_ASSIGN_OR_RETURN(*message.mutable_content(), RecordDict(*object.children[0]));
     }
     message.mutable_metadata()->set_message_id(ToLower(tree.object_id()));
     return message;
@@ -247,6 +247,7 @@ class Inflater {
   struct Object {
     std::string content;
     ObjectHead head;
+    std::vector<const ObjectTree*> children;  // subtrees in head order
     std::string_view body() const {
       return std::string_view(content).substr(head.body_offset, head.body_size);
     }
@@ -285,7 +286,9 @@ class Inflater {
   }
 
   // Removes the object from `contents_`, checks its hash, head, type and that
-  // its head lists exactly the tree's children.
+  // its head names the same children as the tree (the SuperLink does not keep
+  // the tree's children in head order, so they are matched by id; the head's
+  // order is authoritative).
   absl::StatusOr<Object> Take(const ObjectTree& tree, std::string_view type) {
     auto it = contents_.find(tree.object_id());
     if (it == contents_.end()) return Bad(tree, "missing from the pulled objects");
@@ -305,12 +308,18 @@ class Inflater {
       return Bad(tree, fmt::format("its head names {} children but the object tree has {}",
                                    object.head.children.size(), tree.children_size()));
     }
-    for (int i = 0; i < tree.children_size(); ++i) {
-      const std::string& in_head = object.head.children[static_cast<size_t>(i)];
-      if (ToLower(in_head) != ToLower(tree.children(i).object_id())) {
-        return Bad(tree, fmt::format("child {} in its head ({}) differs from the object tree's ({})", i,
-                                     in_head, tree.children(i).object_id()));
+    std::unordered_map<std::string, const ObjectTree*> by_id;
+    for (const auto& child : tree.children()) {
+      if (!by_id.emplace(ToLower(child.object_id()), &child).second) {
+        return Bad(tree, fmt::format("the object tree lists child {} twice", child.object_id()));
       }
+    }
+    for (const std::string& id : object.head.children) {
+      auto found = by_id.find(ToLower(id));
+      if (found == by_id.end()) {
+        return Bad(tree, fmt::format("child {} named in its head is not in the object tree", id));
+      }
+      object.children.push_back(found->second);
     }
     return object;
   }
@@ -344,8 +353,8 @@ class Inflater {
     PETAL_ASSIGN_OR_RETURN(Object object, Take(tree, kRecordDict));
     PETAL_ASSIGN_OR_RETURN(auto refs, Refs(tree, object));
     std::vector<flwr::proto::RecordDict::Item> records;
-    for (const auto& child : tree.children()) {
-      PETAL_ASSIGN_OR_RETURN(flwr::proto::RecordDict::Item record, Record(child));
+    for (const ObjectTree* child : object.children) {
+      PETAL_ASSIGN_OR_RETURN(flwr::proto::RecordDict::Item record, Record(*child));
       records.push_back(std::move(record));
     }
     std::vector<int> uses(records.size(), 0);
@@ -393,8 +402,8 @@ class Inflater {
     PETAL_ASSIGN_OR_RETURN(Object object, Take(tree, kArrayRecord));
     PETAL_ASSIGN_OR_RETURN(auto refs, Refs(tree, object));
     std::vector<flwr::proto::Array> arrays;
-    for (const auto& child : tree.children()) {
-      PETAL_ASSIGN_OR_RETURN(flwr::proto::Array array, Array(child));
+    for (const ObjectTree* child : object.children) {
+      PETAL_ASSIGN_OR_RETURN(flwr::proto::Array array, Array(*child));
       arrays.push_back(std::move(array));
     }
     std::vector<int> uses(arrays.size(), 0);
@@ -442,8 +451,8 @@ class Inflater {
       array.add_shape(static_cast<int32_t>(dim.get<int64_t>()));
     }
     std::vector<std::string> chunks;
-    for (const auto& child : tree.children()) {
-      PETAL_ASSIGN_OR_RETURN(std::string chunk, Chunk(child));
+    for (const ObjectTree* child : object.children) {
+      PETAL_ASSIGN_OR_RETURN(std::string chunk, Chunk(*child));
       chunks.push_back(std::move(chunk));
     }
     std::vector<bool> used(chunks.size(), false);

@@ -94,9 +94,10 @@ using ObjectContents = std::unordered_map<std::string, std::string>;
 
 // Rebuilds the Message rooted at `tree` from `contents` (id -> object bytes,
 // consumed: entries are moved out). Every object must be present, hash to its
-// id, name the same children in its head as `tree` does, and have the type its
-// position requires; JSON bodies must parse and refer only to listed
-// children. The returned message's metadata.message_id is the root id, and it
+// id, name the same set of children in its head as `tree` does (a SuperLink
+// does not keep the tree's children in head order; the head's order wins),
+// and have the type its position requires; JSON bodies must parse and refer
+// only to listed children. The returned message's metadata.message_id is the root id, and it
 // has either content or error, as the object says.
 absl::StatusOr<flwr::proto::Message> InflateMessage(const flwr::proto::ObjectTree& tree,
                                                     ObjectContents& contents);

@@ -616,7 +616,8 @@ absl::StatusOr<std::unique_ptr<HttpClient::Connection>> HttpClient::Acquire(absl
     busy_.push_back(connection.get());
   }
   if (!*reused) {
-    absl::Status status = connection->Connect(endpoint_, ssl_ctx_, deadline);
+    absl::Status status =
+        connection->Connect(endpoint_, ssl_ctx_, std::min(deadline, absl::Now() + endpoint_.connect_timeout));
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
       busy_.erase(std::find(busy_.begin(), busy_.end(), connection.get()));

@@ -41,6 +41,9 @@ struct HttpEndpoint {
   bool tls = false;
   // PEM trust anchors for TLS; empty = the system's default trust store.
   std::string root_certificates_pem;
+  // Longest a new connection (TCP + TLS handshake) may take, within the
+  // request's deadline.
+  absl::Duration connect_timeout = absl::Seconds(20);
 };
 
 // Splits "host:port" or "[v6]:port". InvalidArgument for anything else.
