@@ -102,7 +102,7 @@ void ReadTrainConfig(ConfigReader& r, const std::string& prefix, TrainConfig* ou
   ReadInt32(r, Key(prefix, "epochs"), &out->epochs, AtLeast<int64_t>(0));
   ReadInt32(r, Key(prefix, "batch_size"), &out->batch_size, AtLeast<int64_t>(1));
   std::string optimizer(OptimizerKindName(out->optimizer));
-  r.Read(Key(prefix, "optimizer"), &optimizer, OneOf({"adam", "adamw", "sgd"}));
+  r.Read(Key(prefix, "optimizer"), &optimizer, OneOf({"adam", "adamw", "adagrad", "sgd"}));
   if (auto k = ParseOptimizerKind(optimizer); k.ok()) out->optimizer = *k;
   r.Read(Key(prefix, "lr"), &out->lr, GreaterThan<double>(0.0));
   r.Read(Key(prefix, "momentum"), &out->momentum, InRange<double>(0.0, 0.999999));

@@ -32,9 +32,10 @@ std::string_view FeedbackModeName(FeedbackMode mode) {
 absl::StatusOr<OptimizerKind> ParseOptimizerKind(std::string_view name) {
   if (name == "adam") return OptimizerKind::kAdam;
   if (name == "adamw") return OptimizerKind::kAdamW;
+  if (name == "adagrad") return OptimizerKind::kAdagrad;
   if (name == "sgd") return OptimizerKind::kSgd;
   return absl::InvalidArgumentError(
-      fmt::format("unknown optimizer '{}' (expected adam, adamw or sgd)", name));
+      fmt::format("unknown optimizer '{}' (expected adam, adamw, adagrad or sgd)", name));
 }
 
 std::string_view OptimizerKindName(OptimizerKind kind) {
@@ -43,6 +44,8 @@ std::string_view OptimizerKindName(OptimizerKind kind) {
       return "adam";
     case OptimizerKind::kAdamW:
       return "adamw";
+    case OptimizerKind::kAdagrad:
+      return "adagrad";
     case OptimizerKind::kSgd:
       return "sgd";
   }

@@ -53,8 +53,10 @@ struct TagNcfOptions {
 };
 absl::Status ValidateTagNcfOptions(const TagNcfOptions& options);
 
-enum class OptimizerKind { kAdam, kAdamW, kSgd };
-absl::StatusOr<OptimizerKind> ParseOptimizerKind(std::string_view name);  // "adam", "adamw", "sgd"
+enum class OptimizerKind { kAdam, kAdamW, kAdagrad, kSgd };
+// "adam", "adamw", "adagrad", "sgd". Adagrad (and plain SGD) leave embedding rows that a batch
+// does not use untouched; Adam's momentum keeps moving them.
+absl::StatusOr<OptimizerKind> ParseOptimizerKind(std::string_view name);
 std::string_view OptimizerKindName(OptimizerKind kind);
 
 // One call of local training.
@@ -64,7 +66,7 @@ struct TrainConfig {
   OptimizerKind optimizer = OptimizerKind::kAdam;
   double lr = 1e-3;
   double momentum = 0.0;        // SGD only
-  double weight_decay = 0.0;    // the optimizer's (L2 for Adam/SGD, decoupled for AdamW)
+  double weight_decay = 0.0;    // the optimizer's (L2 for Adam/Adagrad/SGD, decoupled for AdamW)
   double embedding_reg = 0.0;   // L2 on the embedding rows and biases a batch uses, per example
   int32_t num_negatives = 4;    // implicit mode: sampled negatives per positive
   // ID dropout (DropoutNet-style): during training each example loses its user

@@ -221,6 +221,10 @@ struct LocalWorkload::Impl {
         optimizer = std::make_unique<torch::optim::AdamW>(
             params, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
         break;
+      case OptimizerKind::kAdagrad:
+        optimizer = std::make_unique<torch::optim::Adagrad>(
+            params, torch::optim::AdagradOptions(c.lr).weight_decay(c.weight_decay));
+        break;
       case OptimizerKind::kSgd:
         optimizer = std::make_unique<torch::optim::SGD>(
             params,
@@ -228,6 +232,20 @@ struct LocalWorkload::Impl {
         break;
     }
     optimizer_kind = c.optimizer;
+  }
+
+  // Forgets the optimizer state of `p` (Adagrad keeps an entry per parameter
+  // from construction on, so it gets a fresh one instead).
+  void ResetOptimizerState(const torch::Tensor& p) {
+    if (!optimizer) return;
+    if (optimizer_kind == OptimizerKind::kAdagrad) {
+      auto fresh = std::make_unique<torch::optim::AdagradParamState>();
+      fresh->step(0);
+      fresh->sum(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+      optimizer->state()[TensorKey(p)] = std::move(fresh);
+    } else {
+      optimizer->state().erase(TensorKey(p));
+    }
   }
 
   void ConfigureOptimizer(const TrainConfig& c) {
@@ -245,6 +263,12 @@ struct LocalWorkload::Impl {
         }
         case OptimizerKind::kAdamW: {
           auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
+          o.lr(c.lr);
+          o.weight_decay(c.weight_decay);
+          break;
+        }
+        case OptimizerKind::kAdagrad: {
+          auto& o = static_cast<torch::optim::AdagradOptions&>(group.options());
           o.lr(c.lr);
           o.weight_decay(c.weight_decay);
           break;
@@ -457,9 +481,7 @@ absl::Status LocalWorkload::SetGlobalArrays(const common::NDArrays& arrays) {
       w.reference.push_back(p.detach().clone());
     }
     w.has_reference = true;
-    if (w.optimizer) {
-      for (const auto& [name, p] : w.globals) w.optimizer->state().erase(TensorKey(p));
-    }
+    for (const auto& [name, p] : w.globals) w.ResetOptimizerState(p);
   } catch (const c10::Error& e) {
     return absl::InternalError(fmt::format("setting global arrays: {}", e.what_without_backtrace()));
   }
@@ -835,6 +857,10 @@ absl::Status LocalWorkload::SaveLocalState(const std::string& dir) const {
           put_step(s.step());
           PETAL_RETURN_IF_ERROR(put("exp_avg", s.exp_avg()));
           PETAL_RETURN_IF_ERROR(put("exp_avg_sq", s.exp_avg_sq()));
+        } else if (w.optimizer_kind == OptimizerKind::kAdagrad) {
+          auto& s = static_cast<torch::optim::AdagradParamState&>(*it->second);
+          put_step(s.step());
+          PETAL_RETURN_IF_ERROR(put("sum", s.sum()));
         } else {
           auto& s = static_cast<torch::optim::SGDParamState&>(*it->second);
           PETAL_RETURN_IF_ERROR(put("momentum_buffer", s.momentum_buffer()));
@@ -950,6 +976,18 @@ absl::Status LocalWorkload::LoadLocalState(const std::string& dir) {
         return absl::InvalidArgumentError(
             fmt::format("{}: '{}step' must be a non-negative int64 scalar", path, prefix));
       }
+      if (*kind == OptimizerKind::kAdagrad) {
+        PETAL_ASSIGN_OR_RETURN(torch::Tensor sum, tensor("sum"));
+        if ((sum < 0).any().item<bool>()) {
+          return absl::InvalidArgumentError(
+              fmt::format("{}: '{}sum' has negative entries", path, prefix));
+        }
+        auto s = std::make_unique<torch::optim::AdagradParamState>();
+        s->step(step->values<int64_t>()[0]);
+        s->sum(sum);
+        pending.push_back({TensorKey(p), std::move(s)});
+        continue;
+      }
       PETAL_ASSIGN_OR_RETURN(torch::Tensor m, tensor("exp_avg"));
       PETAL_ASSIGN_OR_RETURN(torch::Tensor v, tensor("exp_avg_sq"));
       if ((v < 0).any().item<bool>()) {
@@ -982,7 +1020,7 @@ absl::Status LocalWorkload::LoadLocalState(const std::string& dir) {
       TrainConfig c = w.defaults;
       c.optimizer = *kind;
       if (!w.optimizer || w.optimizer_kind != *kind) w.MakeOptimizer(c);
-      for (const auto& [name, p] : locals) w.optimizer->state().erase(TensorKey(p));
+      for (const auto& [name, p] : locals) w.ResetOptimizerState(p);
       for (Pending& q : pending) w.optimizer->state()[q.key] = std::move(q.state);
     }
     w.rng.SetState(rng_state);

@@ -16,7 +16,7 @@ TEST(OptionsTest, ParsesNames) {
   EXPECT_THAT(ParseFeedbackMode("both"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ParseOptimizerKind("adamw"), IsOkAndHolds(OptimizerKind::kAdamW));
   EXPECT_THAT(ParseOptimizerKind("lbfgs"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("adam, adamw or sgd")));
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("adam, adamw, adagrad or sgd")));
   EXPECT_EQ(OptimizerKindName(OptimizerKind::kSgd), "sgd");
 }
 

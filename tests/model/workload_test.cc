@@ -338,34 +338,44 @@ TEST(LocalWorkloadTest, ColdStartScoringUsesTheHistory) {
 }
 
 TEST(LocalWorkloadTest, LocalStateSurvivesARestart) {
-  TempDir dir("state");
   const SplitData client = RestrictToUsers(SmallWorld().split, std::vector<int32_t>{3, 4, 5, 6, 7}).value();
-  auto w = Make(client);
-  PETAL_ASSERT_OK(w->Train(TrainConfig{.epochs = 2}).status());
-  const common::NDArrays globals = Copy(w->GlobalArrays());
-  PETAL_ASSERT_OK(w->SaveLocalState(dir.path()));
-  EXPECT_TRUE(std::filesystem::exists(LocalWorkload::LocalStatePath(dir.path())));
-  // Only local arrays are in the state: no global parameter name appears.
-  PETAL_ASSERT_OK_AND_ASSIGN(common::NamedArrays saved,
-                             common::ReadNpz(LocalWorkload::LocalStatePath(dir.path())));
-  for (const auto& [name, a] : saved) EXPECT_EQ(name.find("item_"), std::string::npos) << name;
+  for (OptimizerKind kind : {OptimizerKind::kAdam, OptimizerKind::kAdagrad, OptimizerKind::kSgd,
+                             OptimizerKind::kAdamW}) {
+    SCOPED_TRACE(std::string(OptimizerKindName(kind)));
+    TempDir dir(std::string(OptimizerKindName(kind)));
+    TrainConfig c;
+    c.epochs = 2;
+    c.optimizer = kind;
+    c.lr = kind == OptimizerKind::kSgd ? 0.5 : 0.01;
+    c.momentum = kind == OptimizerKind::kSgd ? 0.9 : 0.0;
+    auto w = Make(client);
+    PETAL_ASSERT_OK(w->Train(c).status());
+    const common::NDArrays globals = Copy(w->GlobalArrays());
+    PETAL_ASSERT_OK(w->SaveLocalState(dir.path()));
+    EXPECT_TRUE(std::filesystem::exists(LocalWorkload::LocalStatePath(dir.path())));
+    // Only local arrays are in the state: no global parameter appears.
+    PETAL_ASSERT_OK_AND_ASSIGN(common::NamedArrays saved,
+                               common::ReadNpz(LocalWorkload::LocalStatePath(dir.path())));
+    for (const auto& [name, a] : saved) EXPECT_EQ(name.find("item_"), std::string::npos) << name;
 
-  // A "restarted" client: fresh workload, the server's globals, then the local state.
-  auto restarted = Make(client);
-  PETAL_ASSERT_OK(restarted->SetGlobalArrays(globals));
-  const std::vector<int32_t> items = {0, 5, 9, 42};
-  PETAL_ASSERT_OK_AND_ASSIGN(auto fresh_scores, restarted->ScoreUser(4, items));
-  PETAL_ASSERT_OK(restarted->LoadLocalState(dir.path()));
-  PETAL_ASSERT_OK_AND_ASSIGN(auto expected, w->ScoreUser(4, items));
-  PETAL_ASSERT_OK_AND_ASSIGN(auto restored, restarted->ScoreUser(4, items));
-  EXPECT_EQ(restored, expected);
-  EXPECT_NE(fresh_scores, expected);
-  // Both continue identically (optimizer state and sampling RNG restored too).
-  PETAL_ASSERT_OK(w->SetGlobalArrays(globals));
-  PETAL_ASSERT_OK_AND_ASSIGN(TrainStats a, w->Train(TrainConfig{.epochs = 1}));
-  PETAL_ASSERT_OK_AND_ASSIGN(TrainStats b, restarted->Train(TrainConfig{.epochs = 1}));
-  EXPECT_EQ(a.loss, b.loss);
-  EXPECT_EQ(Copy(w->GlobalArrays()), Copy(restarted->GlobalArrays()));
+    // A "restarted" client: fresh workload, the server's globals, then the local state.
+    auto restarted = Make(client);
+    PETAL_ASSERT_OK(restarted->SetGlobalArrays(globals));
+    const std::vector<int32_t> items = {0, 5, 9, 42};
+    PETAL_ASSERT_OK_AND_ASSIGN(auto fresh_scores, restarted->ScoreUser(4, items));
+    PETAL_ASSERT_OK(restarted->LoadLocalState(dir.path()));
+    PETAL_ASSERT_OK_AND_ASSIGN(auto expected, w->ScoreUser(4, items));
+    PETAL_ASSERT_OK_AND_ASSIGN(auto restored, restarted->ScoreUser(4, items));
+    EXPECT_EQ(restored, expected);
+    EXPECT_NE(fresh_scores, expected);
+    // Both continue identically (optimizer state and sampling RNG restored too).
+    PETAL_ASSERT_OK(w->SetGlobalArrays(globals));
+    c.epochs = 1;
+    PETAL_ASSERT_OK_AND_ASSIGN(TrainStats a, w->Train(c));
+    PETAL_ASSERT_OK_AND_ASSIGN(TrainStats b, restarted->Train(c));
+    EXPECT_EQ(a.loss, b.loss);
+    EXPECT_EQ(Copy(w->GlobalArrays()), Copy(restarted->GlobalArrays()));
+  }
 }
 
 TEST(LocalWorkloadTest, LoadLocalStateRejectsForeignOrDamagedState) {
