@@ -1,11 +1,11 @@
 #include "client/fleet/content.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "client/fleet/records.h"
 #include "common/npy.h"
@@ -20,7 +20,9 @@ using common::NDArray;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-NDArray F32(std::vector<float> v) { return *NDArray::FromVector<float>({static_cast<int64_t>(v.size())}, v); }
+NDArray F32(std::vector<float> v) {
+  return *NDArray::FromVector<float>({static_cast<int64_t>(v.size())}, v);
+}
 
 // A Client that records what it was given and answers as configured.
 class RecordingClient : public Client {
@@ -64,7 +66,8 @@ proto::Message Instruction(std::string type, proto::RecordDict content) {
   return m;
 }
 
-proto::ArrayRecord Arrays(const std::vector<std::pair<std::string, NDArray>>& arrays, ArrayStyle style) {
+proto::ArrayRecord Arrays(const std::vector<std::pair<std::string, NDArray>>& arrays,
+                          ArrayStyle style) {
   proto::ArrayRecord record;
   for (const auto& [key, array] : arrays) {
     auto* item = record.add_items();
@@ -87,7 +90,8 @@ std::vector<std::string> Keys(const Record& record) {
   return keys;
 }
 
-const proto::ConfigRecordValue& ConfigValue(const proto::ConfigRecord& record, std::string_view key) {
+const proto::ConfigRecordValue& ConfigValue(const proto::ConfigRecord& record,
+                                            std::string_view key) {
   for (const auto& item : record.items()) {
     if (item.key() == key) return item.value();
   }
@@ -96,7 +100,8 @@ const proto::ConfigRecordValue& ConfigValue(const proto::ConfigRecord& record, s
   return none;
 }
 
-const proto::MetricRecordValue& MetricValue(const proto::MetricRecord& record, std::string_view key) {
+const proto::MetricRecordValue& MetricValue(const proto::MetricRecord& record,
+                                            std::string_view key) {
   for (const auto& item : record.items()) {
     if (item.key() == key) return item.value();
   }
@@ -110,9 +115,11 @@ const proto::MetricRecordValue& MetricValue(const proto::MetricRecord& record, s
 TEST(ContentTest, CurrentApiTrainKeepsKeysAndReportsNumExamples) {
   RecordingClient client;
   client.fit_res.parameters = {F32({1, 2}), F32({3})};
-  client.fit_res.metrics = ConfigMap{{"acc", 0.5}, {"note", std::string("ok")}, {"steps", int64_t{4}}};
+  client.fit_res.metrics =
+      ConfigMap{{"acc", 0.5}, {"note", std::string("ok")}, {"steps", int64_t{4}}};
   proto::RecordDict content;
-  AddArrayRecord(&content, "arrays", Arrays({{"fc.weight", F32({0, 0})}, {"fc.bias", F32({0})}}, ArrayStyle::kTyped));
+  AddArrayRecord(&content, "arrays",
+                 Arrays({{"fc.weight", F32({0, 0})}, {"fc.bias", F32({0})}}, ArrayStyle::kTyped));
   proto::ConfigRecord config;
   AddConfig(&config, "server-round", int64_t{3});
   AddConfig(&config, "lr", 0.1);
@@ -176,7 +183,8 @@ TEST(ContentTest, CurrentApiEvaluateAndQuery) {
   AddConfigRecord(&query, "config", config);
   out = HandleInstruction(client, Instruction("query", query));
   ASSERT_TRUE(out.content.has_value()) << out.description;
-  EXPECT_THAT(client.properties_ins.config.GetString("what"), ::petal::testing::IsOkAndHolds(std::string("all")));
+  EXPECT_THAT(client.properties_ins.config.GetString("what"),
+              ::petal::testing::IsOkAndHolds(std::string("all")));
   EXPECT_EQ(ConfigValue(out.content->items(0).config_record(), "name").string(), "petal");
 }
 
@@ -224,10 +232,12 @@ TEST(ContentTest, FailuresBecomeErrorReplies) {
   AddConfigRecord(&list, "config", config);
   EXPECT_THAT(error_of(Instruction("train", list)), HasSubstr("'sizes' holds a list"));
   proto::RecordDict broken = content;
-  broken.mutable_items(0)->mutable_array_record()->mutable_items(0)->mutable_value()->set_data("garbage");
+  broken.mutable_items(0)->mutable_array_record()->mutable_items(0)->mutable_value()->set_data(
+      "garbage");
   EXPECT_THAT(error_of(Instruction("train", broken)), HasSubstr("array '0'"));
   proto::RecordDict mismatched = content;
-  mismatched.mutable_items(0)->mutable_array_record()->mutable_items(0)->mutable_value()->set_dtype("float64");
+  mismatched.mutable_items(0)->mutable_array_record()->mutable_items(0)->mutable_value()->set_dtype(
+      "float64");
   EXPECT_THAT(error_of(Instruction("train", mismatched)), HasSubstr("disagrees"));
   proto::RecordDict duplicate = content;
   AddConfigRecord(&duplicate, "arrays", proto::ConfigRecord());
@@ -244,8 +254,7 @@ TEST(ContentTest, LegacyTrainUsesCompatKeys) {
   client.fit_res.parameters = {F32({5, 6})};
   client.fit_res.metrics = ConfigMap{{"acc", 0.5}};
   proto::RecordDict content;
-  AddArrayRecord(&content, "fitins.parameters",
-                 Arrays({{"0", F32({1, 2})}}, ArrayStyle::kUntyped));
+  AddArrayRecord(&content, "fitins.parameters", Arrays({{"0", F32({1, 2})}}, ArrayStyle::kUntyped));
   proto::ConfigRecord config;
   AddConfig(&config, "epochs", int64_t{2});
   AddConfigRecord(&content, "fitins.config", config);
@@ -253,8 +262,8 @@ TEST(ContentTest, LegacyTrainUsesCompatKeys) {
   ASSERT_TRUE(out.content.has_value()) << out.description;
   EXPECT_EQ((*client.fit_ins.parameters)[0], F32({1, 2}));
   EXPECT_THAT(client.fit_ins.config.GetInt("epochs"), ::petal::testing::IsOkAndHolds(2));
-  EXPECT_THAT(Keys(*out.content), ElementsAre("fitres.metrics", "fitres.num_examples", "fitres.parameters",
-                                              "fitres.status"));
+  EXPECT_THAT(Keys(*out.content), ElementsAre("fitres.metrics", "fitres.num_examples",
+                                              "fitres.parameters", "fitres.status"));
   EXPECT_EQ(MetricValue(out.content->items(1).metric_record(), "num_examples").sint64(), 7);
   const auto& params = out.content->items(2).array_record();
   EXPECT_THAT(Keys(params), ElementsAre("0"));
@@ -287,12 +296,13 @@ TEST(ContentTest, LegacyNotImplementedTravelsAsStatusLikePython) {
 TEST(ContentTest, LegacyEvaluateGetParametersAndGetProperties) {
   RecordingClient client;
   proto::RecordDict content;
-  AddArrayRecord(&content, "evaluateins.parameters", Arrays({{"0", F32({1})}}, ArrayStyle::kUntyped));
+  AddArrayRecord(&content, "evaluateins.parameters",
+                 Arrays({{"0", F32({1})}}, ArrayStyle::kUntyped));
   AddConfigRecord(&content, "evaluateins.config", proto::ConfigRecord());
   InstructionOutcome out = HandleInstruction(client, Instruction("evaluate", content));
   ASSERT_TRUE(out.content.has_value()) << out.description;
-  EXPECT_THAT(Keys(*out.content), ElementsAre("evaluateres.loss", "evaluateres.num_examples", "evaluateres.metrics",
-                                              "evaluateres.status"));
+  EXPECT_THAT(Keys(*out.content), ElementsAre("evaluateres.loss", "evaluateres.num_examples",
+                                              "evaluateres.metrics", "evaluateres.status"));
   EXPECT_EQ(MetricValue(out.content->items(0).metric_record(), "loss").double_(), 0.25);
 
   client.parameters_res.parameters = {F32({4})};
@@ -300,13 +310,15 @@ TEST(ContentTest, LegacyEvaluateGetParametersAndGetProperties) {
   AddConfigRecord(&gp, "getparametersins.config", proto::ConfigRecord());
   out = HandleInstruction(client, Instruction("get_parameters", gp));
   ASSERT_TRUE(out.content.has_value()) << out.description;
-  EXPECT_THAT(Keys(*out.content), ElementsAre("getparametersres.parameters", "getparametersres.status"));
+  EXPECT_THAT(Keys(*out.content),
+              ElementsAre("getparametersres.parameters", "getparametersres.status"));
 
   proto::RecordDict props;
   AddConfigRecord(&props, "getpropertiesins.config", proto::ConfigRecord());
   out = HandleInstruction(client, Instruction("get_properties", props));
   ASSERT_TRUE(out.content.has_value()) << out.description;
-  EXPECT_THAT(Keys(*out.content), ElementsAre("getpropertiesres.properties", "getpropertiesres.status"));
+  EXPECT_THAT(Keys(*out.content),
+              ElementsAre("getpropertiesres.properties", "getpropertiesres.status"));
 
   // A legacy instruction missing a record is an error reply.
   proto::RecordDict half;
@@ -319,7 +331,11 @@ TEST(ContentTest, LegacyEvaluateGetParametersAndGetProperties) {
 // --- records --------------------------------------------------------------------
 
 TEST(RecordsTest, ConfigTypingFollowsPython) {
-  ConfigMap map{{"b", true}, {"i", int64_t{-3}}, {"d", 1.5}, {"s", std::string("x")}, {"y", common::Bytes{"\x01"}}};
+  ConfigMap map{{"b", true},
+                {"i", int64_t{-3}},
+                {"d", 1.5},
+                {"s", std::string("x")},
+                {"y", common::Bytes{"\x01"}}};
   map.SetUint("big", uint64_t{1} << 63);
   map.Set("small_u", uint64_t{5});
   proto::ConfigRecord record = ConfigRecordFromMap(map);
@@ -334,7 +350,8 @@ TEST(RecordsTest, ConfigTypingFollowsPython) {
   proto::ConfigRecord empty_value;
   empty_value.add_items()->set_key("nothing");
   EXPECT_THAT(ConfigMapFromRecord(empty_value),
-              ::petal::testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'nothing' has no value")));
+              ::petal::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("'nothing' has no value")));
 }
 
 TEST(RecordsTest, ArraysRoundTripInBothStyles) {
@@ -354,7 +371,8 @@ TEST(RecordsTest, ArraysRoundTripInBothStyles) {
   proto::Array torch = typed;
   torch.set_stype("torch.Tensor");
   EXPECT_THAT(NDArrayFromArray(torch),
-              ::petal::testing::StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("stype 'torch.Tensor'")));
+              ::petal::testing::StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("stype 'torch.Tensor'")));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 // NCF app's user embeddings) are kept in --state-dir across restarts.
 //
 //   petal_fleet_demo_node --superlink 127.0.0.1:8000 --insecure --seed 1
+#include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -20,8 +21,6 @@
 #include <mutex>
 #include <string>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "absl/strings/numbers.h"
 #include "client/client.h"
@@ -68,13 +67,15 @@ class QuadraticClient final : public Client {
     PETAL_RETURN_IF_ERROR(bytes.status());
     PETAL_ASSIGN_OR_RETURN(NDArray state, common::DecodeNpy(*bytes));
     PETAL_ASSIGN_OR_RETURN(auto values, state.As<double>());
-    if (values.size() != 1) return absl::DataLossError(fmt::format("{} is not a demo state file", StatePath()));
+    if (values.size() != 1)
+      return absl::DataLossError(fmt::format("{} is not a demo state file", StatePath()));
     fits_ = static_cast<int64_t>(values[0]);
     log::Info("restored private state from {}: {} local fits so far", options_.state_dir, fits_);
     return absl::OkStatus();
   }
 
-  absl::StatusOr<common::GetPropertiesRes> GetProperties(const common::GetPropertiesIns& ins) override {
+  absl::StatusOr<common::GetPropertiesRes> GetProperties(
+      const common::GetPropertiesIns& ins) override {
     common::GetPropertiesRes res{common::SuccessStatus(), {}};
     res.properties.Set("model", std::string("quadratic"));
     res.properties.SetInt("dim", options_.dim);
@@ -91,7 +92,8 @@ class QuadraticClient final : public Client {
     PETAL_ASSIGN_OR_RETURN(int64_t round, RoundOf(ins.config));
     // Failure injection, by flag or by the instruction's config ("fail-round"
     // together with "fail-seed" naming this node's seed).
-    PETAL_ASSIGN_OR_RETURN(int64_t fail_round, ins.config.GetIntOr("fail-round", options_.fail_on_round));
+    PETAL_ASSIGN_OR_RETURN(int64_t fail_round,
+                           ins.config.GetIntOr("fail-round", options_.fail_on_round));
     PETAL_ASSIGN_OR_RETURN(double fail_seed, ins.config.GetDoubleOr("fail-seed", options_.seed));
     if (fail_round >= 1 && round == fail_round && fail_seed == options_.seed) {
       return absl::InternalError(fmt::format("demo failure injected in round {}", round));
@@ -140,13 +142,15 @@ class QuadraticClient final : public Client {
 
   absl::StatusOr<std::vector<double>> Join(const NDArrays& arrays) const {
     if (arrays.size() != 2) {
-      return absl::InvalidArgumentError(fmt::format("expected 2 arrays (w, b), got {}", arrays.size()));
+      return absl::InvalidArgumentError(
+          fmt::format("expected 2 arrays (w, b), got {}", arrays.size()));
     }
     PETAL_ASSIGN_OR_RETURN(auto w, arrays[0].As<float>());
     PETAL_ASSIGN_OR_RETURN(auto b, arrays[1].As<double>());
     if (static_cast<int>(w.size()) != options_.dim || b.size() != 2) {
-      return absl::InvalidArgumentError(fmt::format("expected shapes ({},) and (2,), got {} and {}", options_.dim,
-                                                    arrays[0].DebugString(), arrays[1].DebugString()));
+      return absl::InvalidArgumentError(fmt::format("expected shapes ({},) and (2,), got {} and {}",
+                                                    options_.dim, arrays[0].DebugString(),
+                                                    arrays[1].DebugString()));
     }
     std::vector<double> x(w.begin(), w.end());
     x.insert(x.end(), b.begin(), b.end());
@@ -171,7 +175,8 @@ class QuadraticClient final : public Client {
 
   absl::Status SaveState() {
     if (options_.state_dir.empty()) return absl::OkStatus();
-    PETAL_ASSIGN_OR_RETURN(NDArray state, NDArray::FromVector<double>({1}, {static_cast<double>(fits_)}));
+    PETAL_ASSIGN_OR_RETURN(NDArray state,
+                           NDArray::FromVector<double>({1}, {static_cast<double>(fits_)}));
     return common::WriteFileAtomically(StatePath(), common::EncodeNpy(state));
   }
 
@@ -204,14 +209,16 @@ int Main(int argc, char** argv) {
   sigaddset(&signals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  common::CommandLine cli("petal_fleet_demo_node",
-                          "A Petal SuperNode with a deterministic quadratic Client (Fleet API demo/test node).");
+  common::CommandLine cli(
+      "petal_fleet_demo_node",
+      "A Petal SuperNode with a deterministic quadratic Client (Fleet API demo/test node).");
   cli.AddFlag("superlink", "HOST:PORT", "the SuperLink's Fleet API address", "127.0.0.1:8000");
   cli.AddFlag("api", "http|grpc", "Fleet API binding (http: flwr 1.42 flower-superlink)", "http");
   cli.AddSwitch("insecure", "plaintext, like flower-supernode --insecure");
-  cli.AddFlag("root-certificates", "PATH", "PEM CA bundle that signs the SuperLink's certificate", "");
-  cli.AddFlag("auth-private-key", "PATH", "pre-registered EC private key (SuperLink with --enable-supernode-auth)",
+  cli.AddFlag("root-certificates", "PATH", "PEM CA bundle that signs the SuperLink's certificate",
               "");
+  cli.AddFlag("auth-private-key", "PATH",
+              "pre-registered EC private key (SuperLink with --enable-supernode-auth)", "");
   cli.AddFlag("name", "NAME", "name in log lines", "demo-node");
   cli.AddFlag("dim", "N", "length of the float32 array w", "3");
   cli.AddFlag("seed", "X", "the node's private target is X + 0.5 j", "1");
@@ -220,9 +227,11 @@ int Main(int argc, char** argv) {
   cli.AddFlag("local-steps", "N", "default local steps (config key local-steps overrides)", "1");
   cli.AddFlag("fail-on-round", "R", "make Fit fail in server round R (error-reply test)", "-1");
   cli.AddFlag("state-dir", "DIR", "keep private state here across restarts", "");
-  cli.AddFlag("heartbeat-interval", "SECONDS", "heartbeat interval promised to the SuperLink (10..1800)", "30");
+  cli.AddFlag("heartbeat-interval", "SECONDS",
+              "heartbeat interval promised to the SuperLink (10..1800)", "30");
   cli.AddFlag("poll-interval", "SECONDS", "wait between empty PullMessages", "1");
-  cli.AddFlag("retry-max-elapsed", "SECONDS", "give up after the SuperLink is unreachable this long", "600");
+  cli.AddFlag("retry-max-elapsed", "SECONDS",
+              "give up after the SuperLink is unreachable this long", "600");
   cli.AddFlag("max-backoff", "SECONDS", "longest wait between reconnection attempts", "20");
   if (absl::Status s = cli.Parse(argc, argv); !s.ok()) {
     std::cerr << s.message() << "\n";
@@ -292,8 +301,9 @@ int Main(int argc, char** argv) {
   pthread_kill(signal_thread.native_handle(), SIGUSR1);
   signal_thread.join();
   client::TransportStats stats = (*transport)->stats();
-  log::Info("done: {} sessions, {} instructions ({} failed), {} bytes in, {} bytes out", stats.sessions,
-            stats.instructions, stats.failed_instructions, stats.bytes_received, stats.bytes_sent);
+  log::Info("done: {} sessions, {} instructions ({} failed), {} bytes in, {} bytes out",
+            stats.sessions, stats.instructions, stats.failed_instructions, stats.bytes_received,
+            stats.bytes_sent);
   if (status.ok() || absl::IsCancelled(status)) return 0;
   log::Error("{}", status);
   return 1;

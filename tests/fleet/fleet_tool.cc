@@ -16,17 +16,17 @@
 // "items": [...]}: arrays {"key", "dtype", "shape", "stype", "data_hex"},
 // values {"key", "type", "value"} with doubles as the hex of their
 // little-endian IEEE bits and bytes as hex. Exit code 2 on any error.
+#include <fmt/format.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+
 #include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
-
-#include <fmt/format.h>
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/descriptor.pb.h>
-#include <nlohmann/json.hpp>
 
 #include "client/fleet/objects.h"
 #include "common/status_macros.h"
@@ -317,10 +317,12 @@ Json SpecFromMessage(const proto::Message& m) {
       }
     } else if (item.has_config_record()) {
       record["kind"] = "config";
-      for (const auto& c : item.config_record().items()) items.push_back(ValueSpec(c.key(), c.value()));
+      for (const auto& c : item.config_record().items())
+        items.push_back(ValueSpec(c.key(), c.value()));
     } else {
       record["kind"] = "metric";
-      for (const auto& c : item.metric_record().items()) items.push_back(ValueSpec(c.key(), c.value()));
+      for (const auto& c : item.metric_record().items())
+        items.push_back(ValueSpec(c.key(), c.value()));
     }
     record["items"] = items;
     content.push_back(record);
@@ -352,9 +354,10 @@ absl::Status Descriptors(const std::string& out) {
       proto::GetFabRequest::descriptor()};
   (void)anchors;
   google::protobuf::FileDescriptorSet set;
-  for (const char* name : {"flwr/proto/error.proto", "flwr/proto/node.proto", "flwr/proto/recorddict.proto",
-                           "flwr/proto/message.proto", "flwr/proto/heartbeat.proto", "flwr/proto/run.proto",
-                           "flwr/proto/fab.proto", "flwr/proto/fleet.proto"}) {
+  for (const char* name :
+       {"flwr/proto/error.proto", "flwr/proto/node.proto", "flwr/proto/recorddict.proto",
+        "flwr/proto/message.proto", "flwr/proto/heartbeat.proto", "flwr/proto/run.proto",
+        "flwr/proto/fab.proto", "flwr/proto/fleet.proto"}) {
     const google::protobuf::FileDescriptor* file =
         google::protobuf::DescriptorPool::generated_pool()->FindFileByName(name);
     if (file == nullptr) return absl::NotFoundError(fmt::format("{} is not compiled in", name));
@@ -371,7 +374,10 @@ absl::Status Deflate(const std::string& in, const std::string& out, size_t chunk
   for (const auto& o : d.objects) objects[o.id] = Hex(o.content);
   Json order = Json::array();
   for (const auto& o : d.objects) order.push_back(o.id);
-  Json result{{"message_id", d.message_id}, {"objects", objects}, {"order", order}, {"tree", TreeJson(d.tree)}};
+  Json result{{"message_id", d.message_id},
+              {"objects", objects},
+              {"order", order},
+              {"tree", TreeJson(d.tree)}};
   return WriteFile(out, result.dump());
 }
 
@@ -382,13 +388,15 @@ absl::Status Inflate(const std::string& in, const std::string& out) {
   for (auto& [id, hex] : json.at("objects").items()) {
     PETAL_ASSIGN_OR_RETURN(contents[id], Unhex(hex.get<std::string>()));
   }
-  PETAL_ASSIGN_OR_RETURN(proto::Message message, InflateMessage(TreeFromJson(json.at("tree")), contents));
+  PETAL_ASSIGN_OR_RETURN(proto::Message message,
+                         InflateMessage(TreeFromJson(json.at("tree")), contents));
   return WriteFile(out, SpecFromMessage(message).dump());
 }
 
 int Main(int argc, char** argv) {
   if (argc < 3) {
-    std::cerr << "usage: petal_fleet_tool descriptors OUT | deflate SPEC OUT [CHUNK] | inflate OBJECTS OUT\n";
+    std::cerr << "usage: petal_fleet_tool descriptors OUT | deflate SPEC OUT [CHUNK] | inflate "
+                 "OBJECTS OUT\n";
     return 2;
   }
   const std::string command = argv[1];

@@ -1,5 +1,8 @@
 #include "client/fleet/fleet_transport.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -10,9 +13,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "client/fleet/content.h"
 #include "client/fleet/records.h"
@@ -46,7 +46,7 @@ struct FakeState {
   // Non-zero: the first key seen is already registered under this id (a
   // SuperLink that kept its state across a restart).
   uint64_t already_registered_id = 0;
-  bool down = false;  // every call fails Unavailable
+  bool down = false;                                      // every call fails Unavailable
   std::map<FleetRpc, std::deque<absl::Status>> injected;  // next results of a call
   int heartbeats = 0;
   bool forget_nodes_on_heartbeat = false;  // a SuperLink restarted with fresh state
@@ -58,9 +58,7 @@ struct FakeState {
   std::vector<std::string> confirmed;
   int cancelled = 0;
 
-  int Count(FleetRpc rpc) {
-    return static_cast<int>(std::count(calls.begin(), calls.end(), rpc));
-  }
+  int Count(FleetRpc rpc) { return static_cast<int>(std::count(calls.begin(), calls.end(), rpc)); }
   // Waits (condition variable, 10 s deadline) until `pred` holds under the lock.
   bool WaitFor(const std::function<bool()>& pred) {
     std::unique_lock<std::mutex> lock(mu);
@@ -82,8 +80,8 @@ class FakeFleetApi final : public FleetApi {
  public:
   explicit FakeFleetApi(std::shared_ptr<FakeState> state) : s_(std::move(state)) {}
 
-  absl::Status Call(FleetRpc rpc, const google::protobuf::Message& request, google::protobuf::Message* response,
-                    absl::Duration) override {
+  absl::Status Call(FleetRpc rpc, const google::protobuf::Message& request,
+                    google::protobuf::Message* response, absl::Duration) override {
     std::lock_guard<std::mutex> lock(s_->mu);
     s_->calls.push_back(rpc);
     s_->cv.notify_all();
@@ -97,8 +95,9 @@ class FakeFleetApi final : public FleetApi {
       case FleetRpc::kRegisterNode: {
         const auto& req = static_cast<const proto::RegisterNodeFleetRequest&>(request);
         if (s_->registration_disabled) {
-          return MakeFleetError(absl::StatusCode::kFailedPrecondition, rpc,
-                                R"({"code": 2001, "detail": "SuperNode authentication is enabled."})");
+          return MakeFleetError(
+              absl::StatusCode::kFailedPrecondition, rpc,
+              R"({"code": 2001, "detail": "SuperNode authentication is enabled."})");
         }
         if (s_->already_registered_id != 0) {
           s_->keys[req.public_key()] = s_->already_registered_id;
@@ -109,7 +108,8 @@ class FakeFleetApi final : public FleetApi {
                                 R"({"code": 23, "detail": "Public key already in use."})");
         }
         s_->keys[req.public_key()] = s_->next_node_id++;
-        static_cast<proto::RegisterNodeFleetResponse*>(response)->set_node_id(s_->keys[req.public_key()]);
+        static_cast<proto::RegisterNodeFleetResponse*>(response)->set_node_id(
+            s_->keys[req.public_key()]);
         return absl::OkStatus();
       }
       case FleetRpc::kActivateNode: {
@@ -154,13 +154,15 @@ class FakeFleetApi final : public FleetApi {
         return absl::OkStatus();
       }
       case FleetRpc::kConfirmMessageReceived:
-        s_->confirmed.push_back(static_cast<const proto::ConfirmMessageReceivedRequest&>(request).message_object_id());
+        s_->confirmed.push_back(
+            static_cast<const proto::ConfirmMessageReceivedRequest&>(request).message_object_id());
         return absl::OkStatus();
       case FleetRpc::kPushMessages: {
         const auto& req = static_cast<const proto::PushMessagesRequest&>(request);
         s_->pushed.push_back(req);
         auto* res = static_cast<proto::PushMessagesResponse*>(response);
-        for (const auto& id : PostOrderObjectIds(req.message_object_trees(0))) res->add_objects_to_push(id);
+        for (const auto& id : PostOrderObjectIds(req.message_object_trees(0)))
+          res->add_objects_to_push(id);
         res->set_session_id("session-1");
         (*res->mutable_results())[req.messages_list(0).metadata().message_id()] = 0;
         return absl::OkStatus();
@@ -219,7 +221,8 @@ proto::Message TrainInstruction(uint64_t dst, std::vector<float> values, bool fa
   auto* item = arrays.add_items();
   item->set_key("w");
   *item->mutable_value() =
-      *ArrayFromNDArray(*NDArray::FromVector<float>({static_cast<int64_t>(values.size())}, values), ArrayStyle::kTyped);
+      *ArrayFromNDArray(*NDArray::FromVector<float>({static_cast<int64_t>(values.size())}, values),
+                        ArrayStyle::kTyped);
   AddArrayRecord(m.mutable_content(), "arrays", arrays);
   proto::ConfigRecord config;
   AddConfig(&config, "server-round", int64_t{1});
@@ -248,7 +251,8 @@ class FleetTransportTest : public ::testing::Test {
 
   void Start() {
     auto state = state_;
-    FleetApiFactory factory = [state](const ConnectionOptions&, const NodeKey&) -> absl::StatusOr<FleetApiPtr> {
+    FleetApiFactory factory = [state](const ConnectionOptions&,
+                                      const NodeKey&) -> absl::StatusOr<FleetApiPtr> {
       return FleetApiPtr(std::make_unique<FakeFleetApi>(state));
     };
     PETAL_ASSERT_OK_AND_ASSIGN(transport_, MakeFleetTransport(options_, fleet_, factory));
@@ -283,7 +287,8 @@ TEST_F(FleetTransportTest, RunsTheWholeNodeSequence) {
   DeflatedMessage d = *DeflateMessage(instruction);
   state_->unavailable[d.objects[0].id] = 2;
   Start();
-  ASSERT_TRUE(state_->WaitFor([&] { return !state_->pushed.empty() && state_->pushed_objects.size() >= 1; }));
+  ASSERT_TRUE(state_->WaitFor(
+      [&] { return !state_->pushed.empty() && state_->pushed_objects.size() >= 1; }));
   ASSERT_TRUE(state_->WaitFor([&] { return state_->heartbeats >= 1; }));
   EXPECT_THAT(Finish(), StatusIs(absl::StatusCode::kCancelled));
 
@@ -332,7 +337,8 @@ TEST_F(FleetTransportTest, RunsTheWholeNodeSequence) {
     contents[o.object_id()] = o.object_content();
   }
   EXPECT_EQ(order, PostOrderObjectIds(push.message_object_trees(0)));
-  PETAL_ASSERT_OK_AND_ASSIGN(proto::Message reply, InflateMessage(push.message_object_trees(0), contents));
+  PETAL_ASSERT_OK_AND_ASSIGN(proto::Message reply,
+                             InflateMessage(push.message_object_trees(0), contents));
   const auto* arrays = FindRecord(reply.content(), "arrays");
   ASSERT_NE(arrays, nullptr);
   PETAL_ASSERT_OK_AND_ASSIGN(NDArray w, NDArrayFromArray(arrays->array_record().items(0).value()));
@@ -396,12 +402,14 @@ TEST_F(FleetTransportTest, ObjectsThatNeverBecomeAvailableHitTheTryLimit) {
   EXPECT_THAT(Finish(), StatusIs(absl::StatusCode::kCancelled));
   std::lock_guard<std::mutex> lock(state_->mu);
   EXPECT_EQ(state_->Count(FleetRpc::kPullObject), 3);
-  EXPECT_THAT(state_->pushed[0].messages_list(0).error().reason(), HasSubstr("still unavailable after 3 tries"));
+  EXPECT_THAT(state_->pushed[0].messages_list(0).error().reason(),
+              HasSubstr("still unavailable after 3 tries"));
 }
 
 TEST_F(FleetTransportTest, ExpiredInstructionsGetNoReply) {
   proto::Message instruction = TrainInstruction(kFirstNodeId, {1});
-  instruction.mutable_metadata()->set_created_at(absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()) - 100);
+  instruction.mutable_metadata()->set_created_at(
+      absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()) - 100);
   instruction.mutable_metadata()->set_ttl(50);
   state_->Enqueue(instruction);
   state_->Enqueue(TrainInstruction(kFirstNodeId, {2}));
@@ -416,7 +424,8 @@ TEST_F(FleetTransportTest, ExpiredInstructionsGetNoReply) {
 TEST_F(FleetTransportTest, RunNoLongerRunningDropsTheMessage) {
   state_->Enqueue(TrainInstruction(kFirstNodeId, {1}));
   state_->injected[FleetRpc::kPullObject].push_back(
-      MakeFleetError(absl::StatusCode::kPermissionDenied, FleetRpc::kPullObject, R"({"code": 2007, "detail": "x"})"));
+      MakeFleetError(absl::StatusCode::kPermissionDenied, FleetRpc::kPullObject,
+                     R"({"code": 2007, "detail": "x"})"));
   state_->Enqueue(TrainInstruction(kFirstNodeId, {2}));
   Start();
   ASSERT_TRUE(state_->WaitFor([&] { return !state_->pushed.empty(); }));
@@ -428,7 +437,8 @@ TEST_F(FleetTransportTest, RunNoLongerRunningDropsTheMessage) {
 
 TEST_F(FleetTransportTest, TransientErrorsAreRetriedCallByCall) {
   for (int i = 0; i < 3; ++i) {
-    state_->injected[FleetRpc::kPullMessages].push_back(absl::UnavailableError("superlink restarting"));
+    state_->injected[FleetRpc::kPullMessages].push_back(
+        absl::UnavailableError("superlink restarting"));
     state_->injected[FleetRpc::kPushMessages].push_back(absl::DeadlineExceededError("slow"));
   }
   state_->Enqueue(TrainInstruction(kFirstNodeId, {1}));
@@ -473,7 +483,8 @@ TEST_F(FleetTransportTest, RefusedSelfRegistrationIsFatalWithAHint) {
   state_->registration_disabled = true;
   Start();
   absl::Status status = Join();
-  EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("flwr supernode register")));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kFailedPrecondition,
+                               HasSubstr("flwr supernode register")));
   EXPECT_EQ(FlowerErrorCode(status), kFlowerRegistrationDisabled);
 }
 
@@ -483,7 +494,8 @@ TEST_F(FleetTransportTest, GivesUpWhenTheRetryBudgetIsSpent) {
   const absl::Time start = absl::Now();
   Start();
   absl::Status status = Join();
-  EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable, HasSubstr("gave up reaching the SuperLink")));
+  EXPECT_THAT(status, StatusIs(absl::StatusCode::kUnavailable,
+                               HasSubstr("gave up reaching the SuperLink")));
   EXPECT_LT(absl::Now() - start, absl::Seconds(5));
   EXPECT_GE(transport_->stats().connect_attempts, 2);
   EXPECT_EQ(transport_->stats().sessions, 0);
@@ -521,15 +533,18 @@ TEST(FleetOptionsTest, ValidatesRangesAndReadsYaml) {
   FleetOptions options;
   PETAL_EXPECT_OK(options.Validate());
   options.heartbeat_interval = absl::Seconds(5);
-  EXPECT_THAT(options.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("heartbeat_interval")));
+  EXPECT_THAT(options.Validate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("heartbeat_interval")));
   options = FleetOptions();
   options.pull_jitter = 1.5;
-  EXPECT_THAT(options.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("pull_jitter")));
+  EXPECT_THAT(options.Validate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("pull_jitter")));
 
   PETAL_ASSERT_OK_AND_ASSIGN(
       common::YamlConfig yaml,
-      common::YamlConfig::Parse("transport:\n  fleet:\n    api: grpc\n    heartbeat_interval_s: 60\n"
-                                "    poll_interval_s: 0.5\n    auth_private_key: /keys/node\n"));
+      common::YamlConfig::Parse(
+          "transport:\n  fleet:\n    api: grpc\n    heartbeat_interval_s: 60\n"
+          "    poll_interval_s: 0.5\n    auth_private_key: /keys/node\n"));
   common::ConfigReader reader(yaml);
   FleetOptions read;
   ReadFleetOptions(reader, "transport.fleet", &read);
@@ -539,12 +554,14 @@ TEST(FleetOptionsTest, ValidatesRangesAndReadsYaml) {
   EXPECT_EQ(read.poll_interval, absl::Milliseconds(500));
   EXPECT_EQ(read.auth_private_key, "/keys/node");
 
-  PETAL_ASSERT_OK_AND_ASSIGN(common::YamlConfig bad,
-                             common::YamlConfig::Parse("fleet:\n  api: rest\n  heartbeat_interval_s: 5\n"));
+  PETAL_ASSERT_OK_AND_ASSIGN(
+      common::YamlConfig bad,
+      common::YamlConfig::Parse("fleet:\n  api: rest\n  heartbeat_interval_s: 5\n"));
   common::ConfigReader bad_reader(bad);
   FleetOptions ignored;
   ReadFleetOptions(bad_reader, "fleet", &ignored);
-  EXPECT_THAT(bad_reader.Finish(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("fleet.api")));
+  EXPECT_THAT(bad_reader.Finish(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("fleet.api")));
 }
 
 TEST(FleetTransportFactoryTest, MakeTransportOffersTheFleetApi) {

@@ -1,6 +1,8 @@
 #include "client/fleet/internal/http_client.h"
 
 #include <arpa/inet.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -13,9 +15,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/testing/status_matchers.h"
 
@@ -48,7 +47,8 @@ absl::StatusOr<HttpResponse> ParseAll(std::string_view bytes, size_t step = 0, b
 }
 
 TEST(HttpResponseParserTest, ContentLengthInAnyPieces) {
-  const std::string r = "HTTP/1.1 200 OK\r\ncontent-type: application/protobuf\r\nContent-Length: 5\r\n\r\nhello";
+  const std::string r =
+      "HTTP/1.1 200 OK\r\ncontent-type: application/protobuf\r\nContent-Length: 5\r\n\r\nhello";
   for (size_t step : {0, 1, 3, 7}) {
     PETAL_ASSERT_OK_AND_ASSIGN(HttpResponse resp, ParseAll(r, step));
     EXPECT_EQ(resp.status, 200);
@@ -78,7 +78,8 @@ TEST(HttpResponseParserTest, CloseDelimitedBodyAndKeepAliveRules) {
   EXPECT_FALSE(p.keep_alive());
 
   HttpResponseParser close(100);
-  EXPECT_THAT(close.Feed("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"), IsOkAndHolds(true));
+  EXPECT_THAT(close.Feed("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"),
+              IsOkAndHolds(true));
   EXPECT_FALSE(close.keep_alive());
   HttpResponseParser keep(100);
   EXPECT_THAT(keep.Feed("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"), IsOkAndHolds(true));
@@ -86,8 +87,9 @@ TEST(HttpResponseParserTest, CloseDelimitedBodyAndKeepAliveRules) {
 }
 
 TEST(HttpResponseParserTest, InformationalResponsesAreSkipped) {
-  PETAL_ASSERT_OK_AND_ASSIGN(HttpResponse resp,
-                             ParseAll("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"));
+  PETAL_ASSERT_OK_AND_ASSIGN(
+      HttpResponse resp,
+      ParseAll("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx"));
   EXPECT_EQ(resp.status, 200);
   EXPECT_EQ(resp.body, "x");
 }
@@ -95,7 +97,8 @@ TEST(HttpResponseParserTest, InformationalResponsesAreSkipped) {
 TEST(HttpResponseParserTest, MalformedResponsesAreErrorsNotCrashes) {
   EXPECT_THAT(ParseAll(std::string("\x00\x00\x12\x04\x00\x00\x00\x00\x00", 9)),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not speak HTTP/1.1")));
-  EXPECT_THAT(ParseAll("HTTP/1.1 2x0 OK\r\n\r\n"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("status line")));
+  EXPECT_THAT(ParseAll("HTTP/1.1 2x0 OK\r\n\r\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("status line")));
   EXPECT_THAT(ParseAll("HTTP/1.1 200 OK\r\nbroken header\r\n\r\n"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("header line")));
   EXPECT_THAT(ParseAll("HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n"),
@@ -118,15 +121,18 @@ TEST(HttpResponseParserTest, MalformedResponsesAreErrorsNotCrashes) {
               StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("64 KiB")));
   EXPECT_THAT(ParseAll("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", 0, /*eof=*/true),
               StatusIs(absl::StatusCode::kUnavailable, HasSubstr("middle of its response")));
-  EXPECT_THAT(ParseAll("", 0, /*eof=*/true), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("without answering")));
+  EXPECT_THAT(ParseAll("", 0, /*eof=*/true),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("without answering")));
 }
 
 TEST(HttpHostPortTest, ParsesHostsAndBracketedV6) {
-  EXPECT_THAT(ParseHostPort("127.0.0.1:8000"), IsOkAndHolds(std::make_pair(std::string("127.0.0.1"), 8000)));
+  EXPECT_THAT(ParseHostPort("127.0.0.1:8000"),
+              IsOkAndHolds(std::make_pair(std::string("127.0.0.1"), 8000)));
   EXPECT_THAT(ParseHostPort("superlink.example:443"),
               IsOkAndHolds(std::make_pair(std::string("superlink.example"), 443)));
   EXPECT_THAT(ParseHostPort("[::1]:9092"), IsOkAndHolds(std::make_pair(std::string("::1"), 9092)));
-  for (const char* bad : {"localhost", ":80", "host:", "host:0", "host:65536", "::1:80", "[::1]80", "h:8x"}) {
+  for (const char* bad :
+       {"localhost", ":80", "host:", "host:0", "host:65536", "::1:80", "[::1]80", "h:8x"}) {
     EXPECT_THAT(ParseHostPort(bad), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
   }
 }
@@ -180,7 +186,9 @@ class LoopbackServer {
       buf.append(chunk, static_cast<size_t>(n));
     }
   }
-  static void Send(int fd, std::string_view data) { send(fd, data.data(), data.size(), MSG_NOSIGNAL); }
+  static void Send(int fd, std::string_view data) {
+    send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+  }
 
  private:
   void Accept() {
@@ -220,13 +228,16 @@ TEST(HttpClientTest, PostsAndReusesTheConnection) {
         std::lock_guard<std::mutex> lock(mu);
         requests.push_back(request);
       }
-      LoopbackServer::Send(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/protobuf\r\nContent-Length: 3\r\n\r\nabc");
+      LoopbackServer::Send(
+          fd,
+          "HTTP/1.1 200 OK\r\nContent-Type: application/protobuf\r\nContent-Length: 3\r\n\r\nabc");
     }
   });
   auto client = ClientFor(server.port());
   for (int i = 0; i < 3; ++i) {
-    PETAL_ASSERT_OK_AND_ASSIGN(HttpResponse resp, client->Post("/v1/fleet/pull-messages", {{"flwr-timestamp", "t"}},
-                                                               "body", absl::Now() + absl::Seconds(5)));
+    PETAL_ASSERT_OK_AND_ASSIGN(HttpResponse resp,
+                               client->Post("/v1/fleet/pull-messages", {{"flwr-timestamp", "t"}},
+                                            "body", absl::Now() + absl::Seconds(5)));
     EXPECT_EQ(resp.body, "abc");
   }
   EXPECT_EQ(server.connections(), 1);
@@ -254,7 +265,8 @@ TEST(HttpClientTest, RetriesOnceWhenAnIdleConnectionWasClosed) {
   });
   auto client = ClientFor(server.port());
   EXPECT_THAT(client->Post("/a", {}, "", absl::Now() + absl::Seconds(5)), ::petal::testing::IsOk());
-  PETAL_ASSERT_OK_AND_ASSIGN(HttpResponse second, client->Post("/b", {}, "", absl::Now() + absl::Seconds(5)));
+  PETAL_ASSERT_OK_AND_ASSIGN(HttpResponse second,
+                             client->Post("/b", {}, "", absl::Now() + absl::Seconds(5)));
   EXPECT_EQ(second.body, "2");
   EXPECT_EQ(server.connections(), 2);
 }
@@ -300,7 +312,8 @@ TEST(HttpClientTest, CancelInFlightAbortsPromptlyAndLaterCallsWork) {
   });
   auto client = ClientFor(server.port());
   absl::StatusOr<HttpResponse> result;
-  std::thread caller([&] { result = client->Post("/slow", {}, "", absl::Now() + absl::Seconds(20)); });
+  std::thread caller(
+      [&] { result = client->Post("/slow", {}, "", absl::Now() + absl::Seconds(20)); });
   // Wait until the request reached the server, then cancel.
   {
     std::unique_lock<std::mutex> lock(mu);
@@ -311,7 +324,8 @@ TEST(HttpClientTest, CancelInFlightAbortsPromptlyAndLaterCallsWork) {
   caller.join();
   EXPECT_THAT(result, StatusIs(absl::StatusCode::kCancelled));
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
-  EXPECT_THAT(client->Post("/fast", {}, "", absl::Now() + absl::Seconds(5)), ::petal::testing::IsOk());
+  EXPECT_THAT(client->Post("/fast", {}, "", absl::Now() + absl::Seconds(5)),
+              ::petal::testing::IsOk());
   {
     std::lock_guard<std::mutex> lock(mu);
     release = true;
@@ -354,8 +368,10 @@ TEST(HttpClientTest, TlsNeedsUsableTrustAnchors) {
   endpoint.host = "127.0.0.1";
   endpoint.port = 1;
   endpoint.tls = true;
-  endpoint.root_certificates_pem = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
-  EXPECT_THAT(HttpClient::Create(endpoint), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no PEM")));
+  endpoint.root_certificates_pem =
+      "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+  EXPECT_THAT(HttpClient::Create(endpoint),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no PEM")));
 }
 
 }  // namespace

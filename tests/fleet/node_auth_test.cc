@@ -1,12 +1,11 @@
 #include "client/fleet/node_auth.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "common/testing/status_matchers.h"
 
@@ -53,26 +52,31 @@ TEST(NodeAuthTest, GeneratedKeysAreSecp384r1AndSignVerifiably) {
   PETAL_ASSERT_OK_AND_ASSIGN(NodeKey key, NodeKey::Generate());
   EXPECT_THAT(key.public_key_pem(), StartsWith("-----BEGIN PUBLIC KEY-----\n"));
   // A P-384 SubjectPublicKeyInfo is 120 bytes: 160 base64 characters.
-  EXPECT_EQ(key.public_key_pem().size(), std::string("-----BEGIN PUBLIC KEY-----\n").size() + 160 + 3 +
-                                             std::string("-----END PUBLIC KEY-----\n").size());
+  EXPECT_EQ(key.public_key_pem().size(), std::string("-----BEGIN PUBLIC KEY-----\n").size() + 160 +
+                                             3 + std::string("-----END PUBLIC KEY-----\n").size());
   PETAL_ASSERT_OK_AND_ASSIGN(AuthMetadata auth, key.SignAt(absl::FromUnixMicros(1764059468440123)));
   EXPECT_EQ(auth.timestamp, "2025-11-25T08:31:08.440123+00:00");
   EXPECT_EQ(auth.public_key_pem, key.public_key_pem());
-  EXPECT_THAT(VerifySignature(key.public_key_pem(), auth.timestamp, auth.signature), IsOkAndHolds(true));
-  EXPECT_THAT(VerifySignature(key.public_key_pem(), auth.timestamp + "x", auth.signature), IsOkAndHolds(false));
+  EXPECT_THAT(VerifySignature(key.public_key_pem(), auth.timestamp, auth.signature),
+              IsOkAndHolds(true));
+  EXPECT_THAT(VerifySignature(key.public_key_pem(), auth.timestamp + "x", auth.signature),
+              IsOkAndHolds(false));
   std::string broken = auth.signature;
   broken[broken.size() / 2] ^= 0x01;
   EXPECT_THAT(VerifySignature(key.public_key_pem(), auth.timestamp, broken), IsOkAndHolds(false));
   // Two keys differ.
   PETAL_ASSERT_OK_AND_ASSIGN(NodeKey other, NodeKey::Generate());
   EXPECT_NE(other.public_key_pem(), key.public_key_pem());
-  EXPECT_THAT(VerifySignature(other.public_key_pem(), auth.timestamp, auth.signature), IsOkAndHolds(false));
+  EXPECT_THAT(VerifySignature(other.public_key_pem(), auth.timestamp, auth.signature),
+              IsOkAndHolds(false));
 }
 
 TEST(NodeAuthTest, TimestampsFollowPythonIsoformat) {
   EXPECT_EQ(FormatTimestamp(absl::FromUnixSeconds(1760000000)), "2025-10-09T08:53:20+00:00");
-  EXPECT_EQ(FormatTimestamp(absl::FromUnixMicros(1760000000000001)), "2025-10-09T08:53:20.000001+00:00");
-  EXPECT_EQ(FormatTimestamp(absl::FromUnixMillis(1760000000500)), "2025-10-09T08:53:20.500000+00:00");
+  EXPECT_EQ(FormatTimestamp(absl::FromUnixMicros(1760000000000001)),
+            "2025-10-09T08:53:20.000001+00:00");
+  EXPECT_EQ(FormatTimestamp(absl::FromUnixMillis(1760000000500)),
+            "2025-10-09T08:53:20.500000+00:00");
 }
 
 TEST(NodeAuthTest, PemPrivateKeysRoundTrip) {
@@ -92,7 +96,8 @@ TEST(NodeAuthTest, OpenSshPrivateKeysLoadLikeFlowerSupernode) {
 
 TEST(NodeAuthTest, UnusableKeysAreRejectedWithTheirSource) {
   EXPECT_THAT(NodeKey::FromPrivateKeyText(kEncryptedOpenSshKey, "enc_key"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("enc_key: OpenSSH private key: encrypted")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("enc_key: OpenSSH private key: encrypted")));
   EXPECT_THAT(NodeKey::FromPrivateKeyText("not a key", "junk.pem"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("junk.pem")));
   std::string damaged = kOpenSshKey;
@@ -111,7 +116,8 @@ TEST(NodeAuthTest, UnusableKeysAreRejectedWithTheirSource) {
   EVP_PKEY_free(rsa);
   EXPECT_THAT(NodeKey::FromPrivateKeyText(pem, "rsa.pem"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not an elliptic-curve key")));
-  EXPECT_THAT(NodeKey::LoadPrivateKeyFile("/nonexistent/petal/key"), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(NodeKey::LoadPrivateKeyFile("/nonexistent/petal/key"),
+              StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST(NodeAuthTest, Base64MatchesRfc4648) {

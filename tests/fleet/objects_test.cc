@@ -1,10 +1,10 @@
 #include "client/fleet/objects.h"
 
-#include <string>
-#include <vector>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
 
 #include "client/fleet/records.h"
 #include "common/testing/status_matchers.h"
@@ -90,9 +90,11 @@ TEST(ObjectsGoldenTest, WholeMessageReproducesFlowerIds) {
 
   const std::string chunk = "fa77aef6ab37f7983d78980f43e17fee6a44736e2be0700c7d068e55490e046f";
   const std::string array = "f94ee0709cfb8f53f162b6f3a4f2bd5e220db0d5bbe7ed061040f6a8e0f6bc7f";
-  const std::string array_record = "f76a852f40ba5a924e66a0ec314634947948073f424b4cea1d7e6567631dd26d";
+  const std::string array_record =
+      "f76a852f40ba5a924e66a0ec314634947948073f424b4cea1d7e6567631dd26d";
   const std::string config = "537e00ef84bc5d8c70752f3cf20e6c3011fb64cb34603ee441704a3da927c258";
-  const std::string record_dict = "b4f732d72ea1db20615af0450b7caa1c8c15cfd0cd4620642367cdd7c6143fe8";
+  const std::string record_dict =
+      "b4f732d72ea1db20615af0450b7caa1c8c15cfd0cd4620642367cdd7c6143fe8";
   std::vector<std::string> ids;
   for (const auto& o : d.objects) ids.push_back(o.id);
   // Children before parents.
@@ -100,12 +102,15 @@ TEST(ObjectsGoldenTest, WholeMessageReproducesFlowerIds) {
 
   const StoredObject* a = Find(d, array);
   ASSERT_NE(a, nullptr);
-  EXPECT_EQ(a->content, "Array " + chunk + " 86" + std::string(1, '\0') +
-                            R"({"dtype": "float32", "shape": [2, 2], "stype": "numpy.ndarray", "arraychunk_ids": [0]})");
+  EXPECT_EQ(
+      a->content,
+      "Array " + chunk + " 86" + std::string(1, '\0') +
+          R"({"dtype": "float32", "shape": [2, 2], "stype": "numpy.ndarray", "arraychunk_ids": [0]})");
   const StoredObject* c = Find(d, config);
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(Hex(c->content),
-            "436f6e6669675265636f726420203632000a0f0a026c721209099a9999999999b93f0a120a0c7365727665722d726f756e6412"
+            "436f6e6669675265636f726420203632000a0f0a026c721209099a9999999999b93f0a120a0c7365727665"
+            "722d726f756e6412"
             "0210020a0b0a046e616d6512032a01780a0a0a04666c616712022001");
   const StoredObject* m = Find(d, d.message_id);
   ASSERT_NE(m, nullptr);
@@ -132,17 +137,22 @@ TEST(ObjectsGoldenTest, MetricRecordAndEmptyArrayReproduceFlowerIds) {
   flwr::proto::ArrayRecord arrays;
   auto* item = arrays.add_items();
   item->set_key("empty");
-  item->mutable_value()->set_stype("numpy.ndarray");  // dtype "", shape (), no data: legacy "_empty"
+  item->mutable_value()->set_stype(
+      "numpy.ndarray");  // dtype "", shape (), no data: legacy "_empty"
   AddArrayRecord(message.mutable_content(), "arrays", arrays);
   PETAL_ASSERT_OK_AND_ASSIGN(DeflatedMessage d, DeflateMessage(message));
   std::vector<std::string> ids;
   for (const auto& o : d.objects) ids.push_back(o.id);
-  EXPECT_THAT(ids, ::testing::Contains("774e484fca5b41799eeb0ee11484ef780f1194e442b05cbf3207d51a428f5236"));
-  EXPECT_THAT(ids, ::testing::Contains("042ae2c3fe558607408886dba71fd83b03604d4a2f544580769f7e186555963a"));
-  const StoredObject* empty = Find(d, "042ae2c3fe558607408886dba71fd83b03604d4a2f544580769f7e186555963a");
+  EXPECT_THAT(
+      ids, ::testing::Contains("774e484fca5b41799eeb0ee11484ef780f1194e442b05cbf3207d51a428f5236"));
+  EXPECT_THAT(
+      ids, ::testing::Contains("042ae2c3fe558607408886dba71fd83b03604d4a2f544580769f7e186555963a"));
+  const StoredObject* empty =
+      Find(d, "042ae2c3fe558607408886dba71fd83b03604d4a2f544580769f7e186555963a");
   ASSERT_NE(empty, nullptr);
-  EXPECT_EQ(empty->content, std::string("Array  74\0", 10) +
-                                R"({"dtype": "", "shape": [], "stype": "numpy.ndarray", "arraychunk_ids": []})");
+  EXPECT_EQ(empty->content,
+            std::string("Array  74\0", 10) +
+                R"({"dtype": "", "shape": [], "stype": "numpy.ndarray", "arraychunk_ids": []})");
 }
 
 TEST(ObjectsTest, RepeatedChunksAndArraysAreStoredOnceAndIndexed) {
@@ -228,43 +238,53 @@ TEST(ObjectsTest, ErrorMessageHasNoChildren) {
 TEST(ObjectsTest, DeflateRejectsBadMessages) {
   flwr::proto::Message neither = GoldenMessage();
   neither.clear_content();
-  EXPECT_THAT(DeflateMessage(neither), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exactly one")));
+  EXPECT_THAT(DeflateMessage(neither),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exactly one")));
   flwr::proto::Message both = GoldenMessage();
   both.mutable_error()->set_code(1);
   EXPECT_THAT(DeflateMessage(both), StatusIs(absl::StatusCode::kInvalidArgument));
   flwr::proto::Message dup = GoldenMessage();
   AddConfigRecord(dup.mutable_content(), "config", GoldenConfig());
-  EXPECT_THAT(DeflateMessage(dup), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("repeats key 'config'")));
+  EXPECT_THAT(DeflateMessage(dup),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("repeats key 'config'")));
   flwr::proto::Message bad_utf8 = GoldenMessage();
-  bad_utf8.mutable_content()->mutable_items(0)->mutable_array_record()->mutable_items(0)->set_key("\xff");
-  EXPECT_THAT(DeflateMessage(bad_utf8), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("UTF-8")));
+  bad_utf8.mutable_content()->mutable_items(0)->mutable_array_record()->mutable_items(0)->set_key(
+      "\xff");
+  EXPECT_THAT(DeflateMessage(bad_utf8),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("UTF-8")));
   EXPECT_THAT(DeflateMessage(GoldenMessage(), 0), StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(ObjectsTest, JsonStringsMatchPythonJsonDumps) {
   // Expected values from json.dumps in CPython 3.11.
-  EXPECT_THAT(PythonJsonString("plain-key_0"), ::petal::testing::IsOkAndHolds(std::string(R"("plain-key_0")")));
-  EXPECT_THAT(PythonJsonString("a\"b\\c/d"), ::petal::testing::IsOkAndHolds(std::string(R"("a\"b\\c/d")")));
+  EXPECT_THAT(PythonJsonString("plain-key_0"),
+              ::petal::testing::IsOkAndHolds(std::string(R"("plain-key_0")")));
+  EXPECT_THAT(PythonJsonString("a\"b\\c/d"),
+              ::petal::testing::IsOkAndHolds(std::string(R"("a\"b\\c/d")")));
   EXPECT_THAT(PythonJsonString("\n\r\t\b\f\x01\x1f\x7f"),
               ::petal::testing::IsOkAndHolds(std::string(R"("\n\r\t\b\f\u0001\u001f\u007f")")));
   EXPECT_THAT(PythonJsonString("\xc3\xa9\xe2\x82\xac"),  // é €
               ::petal::testing::IsOkAndHolds(std::string(R"("\u00e9\u20ac")")));
   EXPECT_THAT(PythonJsonString("\xf0\x9f\x8c\xb8"),  // U+1F338 (cherry blossom)
               ::petal::testing::IsOkAndHolds(std::string(R"("\ud83c\udf38")")));
-  EXPECT_THAT(PythonJsonString("\xc0\x80"), StatusIs(absl::StatusCode::kInvalidArgument));  // overlong
-  EXPECT_THAT(PythonJsonString("\xed\xa0\x80"), StatusIs(absl::StatusCode::kInvalidArgument));  // surrogate
-  EXPECT_THAT(PythonJsonString("\xe2\x82"), StatusIs(absl::StatusCode::kInvalidArgument));  // truncated
+  EXPECT_THAT(PythonJsonString("\xc0\x80"),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // overlong
+  EXPECT_THAT(PythonJsonString("\xed\xa0\x80"),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // surrogate
+  EXPECT_THAT(PythonJsonString("\xe2\x82"),
+              StatusIs(absl::StatusCode::kInvalidArgument));  // truncated
 }
 
 TEST(ObjectsTest, ParseObjectHeadChecksEveryField) {
   std::string id(64, 'a');
-  PETAL_ASSERT_OK_AND_ASSIGN(ObjectHead head,
-                             ParseObjectHead("RecordDict " + id + "," + id + " 2" + std::string(1, '\0') + "{}"));
+  PETAL_ASSERT_OK_AND_ASSIGN(ObjectHead head, ParseObjectHead("RecordDict " + id + "," + id + " 2" +
+                                                              std::string(1, '\0') + "{}"));
   EXPECT_EQ(head.type, "RecordDict");
   EXPECT_THAT(head.children, ElementsAre(id, id));
   EXPECT_EQ(head.body_size, 2u);
   auto bad = [](std::string object, std::string_view why) {
-    EXPECT_THAT(ParseObjectHead(object), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(why))))
+    EXPECT_THAT(ParseObjectHead(object),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(why))))
         << object;
   };
   bad("ArrayChunk  3xyz", "NUL");
@@ -296,8 +316,8 @@ class InflateErrorTest : public ::testing::Test {
     std::string root = deflated_.tree.object_id();
     std::string old_root = contents_[root];
     ObjectHead root_head = *ParseObjectHead(old_root);
-    std::string new_root =
-        MakeObject("Message", {forged_id}, std::string_view(old_root).substr(root_head.body_offset));
+    std::string new_root = MakeObject("Message", {forged_id},
+                                      std::string_view(old_root).substr(root_head.body_offset));
     contents_.erase(root);
     deflated_.tree.set_object_id(ObjectId(new_root));
     contents_[ObjectId(new_root)] = new_root;
@@ -320,7 +340,8 @@ TEST_F(InflateErrorTest, MissingObject) {
 
 TEST_F(InflateErrorTest, TamperedContent) {
   contents_[IdOfType("ArrayChunk")].back() ^= 1;
-  EXPECT_THAT(Inflate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not hash to its id")));
+  EXPECT_THAT(Inflate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not hash to its id")));
 }
 
 TEST_F(InflateErrorTest, ObjectOfTheWrongTypeInItsPlace) {
@@ -351,7 +372,8 @@ TEST_F(InflateErrorTest, TreeChildrenInAnotherOrderAreAccepted) {
 TEST_F(InflateErrorTest, TreeNamingOtherChildren) {
   auto* rd = deflated_.tree.mutable_children(0);
   rd->mutable_children(1)->set_object_id(std::string(64, 'd'));
-  EXPECT_THAT(Inflate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not in the object tree")));
+  EXPECT_THAT(Inflate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not in the object tree")));
 }
 
 TEST_F(InflateErrorTest, InvalidIdsAndOverDeepTrees) {
@@ -364,24 +386,28 @@ TEST_F(InflateErrorTest, InvalidIdsAndOverDeepTrees) {
     node = node->add_children();
   }
   node->set_object_id(std::string(64, 'b'));
-  EXPECT_THAT(ValidateObjectTree(deep), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("deeper")));
+  EXPECT_THAT(ValidateObjectTree(deep),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("deeper")));
 }
 
 TEST_F(InflateErrorTest, BadJsonBodies) {
   // Valid JSON that names a non-child.
   ForgeRecordDict(R"({"arrays": ")" + std::string(64, 'c') + R"("})");
-  EXPECT_THAT(Inflate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not among its children")));
+  EXPECT_THAT(Inflate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not among its children")));
 }
 
 TEST_F(InflateErrorTest, UnreferencedChild) {
   ObjectHead head = *ParseObjectHead(contents_[IdOfType("RecordDict")]);
   ForgeRecordDict(R"({"arrays": ")" + head.children[0] + R"("})");
-  EXPECT_THAT(Inflate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not referred to")));
+  EXPECT_THAT(Inflate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not referred to")));
 }
 
 TEST_F(InflateErrorTest, MalformedJson) {
   ForgeRecordDict("{\"arrays\": ");
-  EXPECT_THAT(Inflate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a JSON object")));
+  EXPECT_THAT(Inflate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not a JSON object")));
 }
 
 TEST(ObjectsTest, PostOrderIdsAreUniqueChildrenFirst) {

@@ -1,12 +1,12 @@
 #include "client/fleet/content.h"
 
+#include <fmt/format.h>
+
 #include <exception>
 #include <functional>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "client/fleet/records.h"
 #include "common/status_macros.h"
@@ -65,7 +65,8 @@ absl::StatusOr<proto::ArrayRecord> LegacyArrayRecord(const NDArrays& arrays, boo
   for (size_t i = 0; i < arrays.size(); ++i) {
     auto* item = record.add_items();
     item->set_key(std::to_string(i));
-    PETAL_ASSIGN_OR_RETURN(*item->mutable_value(), ArrayFromNDArray(arrays[i], ArrayStyle::kUntyped));
+    PETAL_ASSIGN_OR_RETURN(*item->mutable_value(),
+                           ArrayFromNDArray(arrays[i], ArrayStyle::kUntyped));
   }
   if (arrays.empty()) {
     auto* item = record.add_items();
@@ -84,14 +85,15 @@ bool IsPositionalKeys(const std::vector<std::string>& keys) {
   return true;
 }
 
-absl::StatusOr<proto::ArrayRecord> TypedArrayRecord(const NDArrays& arrays, const std::vector<std::string>& keys) {
+absl::StatusOr<proto::ArrayRecord> TypedArrayRecord(const NDArrays& arrays,
+                                                    const std::vector<std::string>& keys) {
   std::vector<std::string> names = keys;
   if (arrays.size() != keys.size()) {
     if (!IsPositionalKeys(keys)) {
-      return absl::InvalidArgumentError(
-          fmt::format("the Client returned {} arrays but the instruction named {} ({}): a reply must keep "
-                      "the instruction's array keys",
-                      arrays.size(), keys.size(), fmt::join(keys, ", ")));
+      return absl::InvalidArgumentError(fmt::format(
+          "the Client returned {} arrays but the instruction named {} ({}): a reply must keep "
+          "the instruction's array keys",
+          arrays.size(), keys.size(), fmt::join(keys, ", ")));
     }
     names.clear();
     for (size_t i = 0; i < arrays.size(); ++i) names.push_back(std::to_string(i));
@@ -101,7 +103,8 @@ absl::StatusOr<proto::ArrayRecord> TypedArrayRecord(const NDArrays& arrays, cons
     auto* item = record.add_items();
     item->set_key(names[i]);
     absl::StatusOr<proto::Array> array = ArrayFromNDArray(arrays[i], ArrayStyle::kTyped);
-    if (!array.ok()) return common::Annotate(array.status(), fmt::format("reply array '{}'", names[i]));
+    if (!array.ok())
+      return common::Annotate(array.status(), fmt::format("reply array '{}'", names[i]));
     *item->mutable_value() = *std::move(array);
   }
   return record;
@@ -124,23 +127,28 @@ proto::MetricRecord NumExamples(std::string_view key, int64_t n) {
 
 // Takes the record `key` of the given kind out of `dict`.
 template <typename Record>
-absl::StatusOr<Record> TakeRecord(proto::RecordDict& dict, std::string_view key, std::string_view what) {
+absl::StatusOr<Record> TakeRecord(proto::RecordDict& dict, std::string_view key,
+                                  std::string_view what) {
   proto::RecordDict::Item* item = FindMutableRecord(&dict, key);
   if (item == nullptr) {
-    return absl::InvalidArgumentError(fmt::format("the {} instruction lacks the record '{}'", what, key));
+    return absl::InvalidArgumentError(
+        fmt::format("the {} instruction lacks the record '{}'", what, key));
   }
   if constexpr (std::is_same_v<Record, proto::ArrayRecord>) {
-    if (!item->has_array_record()) return absl::InvalidArgumentError(fmt::format("'{}' is not an ArrayRecord", key));
+    if (!item->has_array_record())
+      return absl::InvalidArgumentError(fmt::format("'{}' is not an ArrayRecord", key));
     return std::move(*item->mutable_array_record());
   } else {
-    if (!item->has_config_record()) return absl::InvalidArgumentError(fmt::format("'{}' is not a ConfigRecord", key));
+    if (!item->has_config_record())
+      return absl::InvalidArgumentError(fmt::format("'{}' is not a ConfigRecord", key));
     return std::move(*item->mutable_config_record());
   }
 }
 
 // The instruction's single ArrayRecord (current API); nullopt if it has none
 // and `required` is false.
-absl::StatusOr<std::optional<proto::ArrayRecord>> TakeOnlyArrayRecord(proto::RecordDict& dict, bool required) {
+absl::StatusOr<std::optional<proto::ArrayRecord>> TakeOnlyArrayRecord(proto::RecordDict& dict,
+                                                                      bool required) {
   proto::RecordDict::Item* found = nullptr;
   int count = 0;
   for (auto& item : *dict.mutable_items()) {
@@ -150,10 +158,12 @@ absl::StatusOr<std::optional<proto::ArrayRecord>> TakeOnlyArrayRecord(proto::Rec
     }
   }
   if (count > 1) {
-    return absl::InvalidArgumentError(fmt::format("expected one ArrayRecord in the instruction, found {}", count));
+    return absl::InvalidArgumentError(
+        fmt::format("expected one ArrayRecord in the instruction, found {}", count));
   }
   if (count == 0) {
-    if (required) return absl::InvalidArgumentError("expected one ArrayRecord in the instruction, found none");
+    if (required)
+      return absl::InvalidArgumentError("expected one ArrayRecord in the instruction, found none");
     return std::optional<proto::ArrayRecord>();
   }
   return std::optional<proto::ArrayRecord>(std::move(*found->mutable_array_record()));
@@ -179,7 +189,8 @@ absl::StatusOr<common::ConfigMap> CurrentApiConfig(const proto::RecordDict& dict
 
 // Numeric metrics into `metrics` (after `first` entries), the rest into a
 // ConfigRecord returned when non-empty.
-std::optional<proto::ConfigRecord> SplitMetrics(const common::ConfigMap& values, proto::MetricRecord* metrics) {
+std::optional<proto::ConfigRecord> SplitMetrics(const common::ConfigMap& values,
+                                                proto::MetricRecord* metrics) {
   proto::ConfigRecord others;
   for (const auto& [key, value] : values) {
     if (key == kNumExamples) continue;  // the reply's num_examples is authoritative
@@ -212,8 +223,10 @@ InstructionOutcome ClientError(const absl::Status& status, std::string_view what
 }
 
 absl::StatusOr<InstructionOutcome> LegacyFit(Client& client, proto::RecordDict& dict) {
-  PETAL_ASSIGN_OR_RETURN(proto::ArrayRecord params, TakeRecord<proto::ArrayRecord>(dict, "fitins.parameters", "train"));
-  PETAL_ASSIGN_OR_RETURN(proto::ConfigRecord config, TakeRecord<proto::ConfigRecord>(dict, "fitins.config", "train"));
+  PETAL_ASSIGN_OR_RETURN(proto::ArrayRecord params,
+                         TakeRecord<proto::ArrayRecord>(dict, "fitins.parameters", "train"));
+  PETAL_ASSIGN_OR_RETURN(proto::ConfigRecord config,
+                         TakeRecord<proto::ConfigRecord>(dict, "fitins.config", "train"));
   PETAL_ASSIGN_OR_RETURN(DecodedArrays arrays, DecodeArrays(std::move(params), /*legacy=*/true));
   FitIns ins;
   ins.parameters = common::Share(std::move(arrays.arrays));
@@ -223,16 +236,19 @@ absl::StatusOr<InstructionOutcome> LegacyFit(Client& client, proto::RecordDict& 
   proto::RecordDict reply;
   AddConfigRecord(&reply, "fitres.metrics", ConfigRecordFromMap(res->metrics));
   AddMetricRecord(&reply, "fitres.num_examples", NumExamples("num_examples", res->num_examples));
-  PETAL_ASSIGN_OR_RETURN(proto::ArrayRecord out, LegacyArrayRecord(res->parameters, res->status.ok()));
+  PETAL_ASSIGN_OR_RETURN(proto::ArrayRecord out,
+                         LegacyArrayRecord(res->parameters, res->status.ok()));
   AddArrayRecord(&reply, "fitres.parameters", std::move(out));
   AddConfigRecord(&reply, "fitres.status", StatusRecord(res->status));
-  return ContentOutcome(std::move(reply), !res->status.ok(),
-                        res->status.ok() ? "train (legacy)" : "train (legacy): " + StatusText(res->status));
+  return ContentOutcome(
+      std::move(reply), !res->status.ok(),
+      res->status.ok() ? "train (legacy)" : "train (legacy): " + StatusText(res->status));
 }
 
 absl::StatusOr<InstructionOutcome> LegacyEvaluate(Client& client, proto::RecordDict& dict) {
-  PETAL_ASSIGN_OR_RETURN(proto::ArrayRecord params,
-                         TakeRecord<proto::ArrayRecord>(dict, "evaluateins.parameters", "evaluate"));
+  PETAL_ASSIGN_OR_RETURN(
+      proto::ArrayRecord params,
+      TakeRecord<proto::ArrayRecord>(dict, "evaluateins.parameters", "evaluate"));
   PETAL_ASSIGN_OR_RETURN(proto::ConfigRecord config,
                          TakeRecord<proto::ConfigRecord>(dict, "evaluateins.config", "evaluate"));
   PETAL_ASSIGN_OR_RETURN(DecodedArrays arrays, DecodeArrays(std::move(params), /*legacy=*/true));
@@ -245,22 +261,27 @@ absl::StatusOr<InstructionOutcome> LegacyEvaluate(Client& client, proto::RecordD
   proto::MetricRecord loss;
   AddMetric(&loss, "loss", static_cast<double>(res->loss));
   AddMetricRecord(&reply, "evaluateres.loss", std::move(loss));
-  AddMetricRecord(&reply, "evaluateres.num_examples", NumExamples("num_examples", res->num_examples));
+  AddMetricRecord(&reply, "evaluateres.num_examples",
+                  NumExamples("num_examples", res->num_examples));
   AddConfigRecord(&reply, "evaluateres.metrics", ConfigRecordFromMap(res->metrics));
   AddConfigRecord(&reply, "evaluateres.status", StatusRecord(res->status));
-  return ContentOutcome(std::move(reply), !res->status.ok(),
-                        res->status.ok() ? "evaluate (legacy)" : "evaluate (legacy): " + StatusText(res->status));
+  return ContentOutcome(
+      std::move(reply), !res->status.ok(),
+      res->status.ok() ? "evaluate (legacy)" : "evaluate (legacy): " + StatusText(res->status));
 }
 
 absl::StatusOr<InstructionOutcome> LegacyGetParameters(Client& client, proto::RecordDict& dict) {
-  PETAL_ASSIGN_OR_RETURN(proto::ConfigRecord config,
-                         TakeRecord<proto::ConfigRecord>(dict, "getparametersins.config", "get_parameters"));
+  PETAL_ASSIGN_OR_RETURN(
+      proto::ConfigRecord config,
+      TakeRecord<proto::ConfigRecord>(dict, "getparametersins.config", "get_parameters"));
   GetParametersIns ins;
   PETAL_ASSIGN_OR_RETURN(ins.config, ConfigMapFromRecord(config));
-  absl::StatusOr<GetParametersRes> res = CallClient<GetParametersRes>([&] { return client.GetParameters(ins); });
+  absl::StatusOr<GetParametersRes> res =
+      CallClient<GetParametersRes>([&] { return client.GetParameters(ins); });
   if (!res.ok()) return ClientError(res.status(), "get_parameters (legacy)");
   proto::RecordDict reply;
-  PETAL_ASSIGN_OR_RETURN(proto::ArrayRecord out, LegacyArrayRecord(res->parameters, res->status.ok()));
+  PETAL_ASSIGN_OR_RETURN(proto::ArrayRecord out,
+                         LegacyArrayRecord(res->parameters, res->status.ok()));
   AddArrayRecord(&reply, "getparametersres.parameters", std::move(out));
   AddConfigRecord(&reply, "getparametersres.status", StatusRecord(res->status));
   return ContentOutcome(std::move(reply), !res->status.ok(),
@@ -269,11 +290,13 @@ absl::StatusOr<InstructionOutcome> LegacyGetParameters(Client& client, proto::Re
 }
 
 absl::StatusOr<InstructionOutcome> LegacyGetProperties(Client& client, proto::RecordDict& dict) {
-  PETAL_ASSIGN_OR_RETURN(proto::ConfigRecord config,
-                         TakeRecord<proto::ConfigRecord>(dict, "getpropertiesins.config", "get_properties"));
+  PETAL_ASSIGN_OR_RETURN(
+      proto::ConfigRecord config,
+      TakeRecord<proto::ConfigRecord>(dict, "getpropertiesins.config", "get_properties"));
   GetPropertiesIns ins;
   PETAL_ASSIGN_OR_RETURN(ins.config, ConfigMapFromRecord(config));
-  absl::StatusOr<GetPropertiesRes> res = CallClient<GetPropertiesRes>([&] { return client.GetProperties(ins); });
+  absl::StatusOr<GetPropertiesRes> res =
+      CallClient<GetPropertiesRes>([&] { return client.GetProperties(ins); });
   if (!res.ok()) return ClientError(res.status(), "get_properties (legacy)");
   proto::RecordDict reply;
   AddConfigRecord(&reply, "getpropertiesres.properties", ConfigRecordFromMap(res->properties));
@@ -285,7 +308,8 @@ absl::StatusOr<InstructionOutcome> LegacyGetProperties(Client& client, proto::Re
 
 absl::StatusOr<InstructionOutcome> CurrentTrain(Client& client, proto::RecordDict& dict) {
   PETAL_ASSIGN_OR_RETURN(common::ConfigMap config, CurrentApiConfig(dict));
-  PETAL_ASSIGN_OR_RETURN(std::optional<proto::ArrayRecord> record, TakeOnlyArrayRecord(dict, /*required=*/true));
+  PETAL_ASSIGN_OR_RETURN(std::optional<proto::ArrayRecord> record,
+                         TakeOnlyArrayRecord(dict, /*required=*/true));
   PETAL_ASSIGN_OR_RETURN(DecodedArrays arrays, DecodeArrays(std::move(*record), /*legacy=*/false));
   FitIns ins;
   ins.parameters = common::Share(std::move(arrays.arrays));
@@ -308,10 +332,12 @@ absl::StatusOr<InstructionOutcome> CurrentTrain(Client& client, proto::RecordDic
 
 absl::StatusOr<InstructionOutcome> CurrentEvaluate(Client& client, proto::RecordDict& dict) {
   PETAL_ASSIGN_OR_RETURN(common::ConfigMap config, CurrentApiConfig(dict));
-  PETAL_ASSIGN_OR_RETURN(std::optional<proto::ArrayRecord> record, TakeOnlyArrayRecord(dict, /*required=*/false));
+  PETAL_ASSIGN_OR_RETURN(std::optional<proto::ArrayRecord> record,
+                         TakeOnlyArrayRecord(dict, /*required=*/false));
   EvaluateIns ins;
   if (record) {
-    PETAL_ASSIGN_OR_RETURN(DecodedArrays arrays, DecodeArrays(std::move(*record), /*legacy=*/false));
+    PETAL_ASSIGN_OR_RETURN(DecodedArrays arrays,
+                           DecodeArrays(std::move(*record), /*legacy=*/false));
     ins.parameters = common::Share(std::move(arrays.arrays));
   }
   ins.config = std::move(config);
@@ -335,7 +361,8 @@ absl::StatusOr<InstructionOutcome> CurrentEvaluate(Client& client, proto::Record
 absl::StatusOr<InstructionOutcome> CurrentQuery(Client& client, proto::RecordDict& dict) {
   GetPropertiesIns ins;
   PETAL_ASSIGN_OR_RETURN(ins.config, CurrentApiConfig(dict));
-  absl::StatusOr<GetPropertiesRes> res = CallClient<GetPropertiesRes>([&] { return client.GetProperties(ins); });
+  absl::StatusOr<GetPropertiesRes> res =
+      CallClient<GetPropertiesRes>([&] { return client.GetProperties(ins); });
   if (!res.ok()) return ClientError(res.status(), "query");
   if (!res->status.ok()) {
     return ErrorOutcome(kErrorClientAppRaisedException, StatusText(res->status),
@@ -346,11 +373,13 @@ absl::StatusOr<InstructionOutcome> CurrentQuery(Client& client, proto::RecordDic
   return ContentOutcome(std::move(reply), false, "query");
 }
 
-absl::StatusOr<InstructionOutcome> Dispatch(Client& client, const std::string& type, proto::RecordDict& dict) {
+absl::StatusOr<InstructionOutcome> Dispatch(Client& client, const std::string& type,
+                                            proto::RecordDict& dict) {
   PETAL_RETURN_IF_ERROR(ValidateRecordDict(dict));
   const std::string_view base = BaseType(type);
   if (base == "train") {
-    if (FindRecord(dict, "fitins.parameters") || FindRecord(dict, "fitins.config")) return LegacyFit(client, dict);
+    if (FindRecord(dict, "fitins.parameters") || FindRecord(dict, "fitins.config"))
+      return LegacyFit(client, dict);
     return CurrentTrain(client, dict);
   }
   if (base == "evaluate") {

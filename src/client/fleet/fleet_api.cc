@@ -1,6 +1,7 @@
 #include "client/fleet/fleet_api.h"
 
 #include <fmt/format.h>
+
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/cord.h"
@@ -83,7 +84,8 @@ absl::StatusOr<FleetApiKind> ParseFleetApiKind(std::string_view name) {
   if (name == "http") return FleetApiKind::kHttp;
   if (name == "grpc") return FleetApiKind::kGrpc;
   return absl::InvalidArgumentError(fmt::format(
-      "unknown Fleet API binding '{}' (use http for flwr >= 1.37 SuperLinks, grpc for older ones)", name));
+      "unknown Fleet API binding '{}' (use http for flwr >= 1.37 SuperLinks, grpc for older ones)",
+      name));
 }
 
 namespace {
@@ -114,7 +116,8 @@ absl::Status MakeFleetError(absl::StatusCode code, FleetRpc rpc, std::string_vie
     }
   }
   absl::Status status(code, fmt::format("Fleet.{} failed: {}{}", FleetRpcName(rpc), text, suffix));
-  if (flower_code >= 0) status.SetPayload(kFlowerErrorPayload, absl::Cord(std::to_string(flower_code)));
+  if (flower_code >= 0)
+    status.SetPayload(kFlowerErrorPayload, absl::Cord(std::to_string(flower_code)));
   return status;
 }
 
@@ -125,7 +128,8 @@ int FlowerErrorCode(const absl::Status& status) {
 }
 
 bool IsTransientFleetError(const absl::Status& status) {
-  return status.code() == absl::StatusCode::kUnavailable || status.code() == absl::StatusCode::kDeadlineExceeded;
+  return status.code() == absl::StatusCode::kUnavailable ||
+         status.code() == absl::StatusCode::kDeadlineExceeded;
 }
 
 }  // namespace petal::client::fleet

@@ -10,7 +10,8 @@
 //     flwr-timestamp / flwr-signature-bin; see grpc_fleet_api.h.
 // Both speak the same protobuf messages (proto/flwr/proto/fleet.proto).
 //
-//   PETAL_ASSIGN_OR_RETURN(auto res, api.Call<PullMessagesResponse>(FleetRpc::kPullMessages, req, deadline));
+//   PETAL_ASSIGN_OR_RETURN(auto res, api.Call<PullMessagesResponse>(FleetRpc::kPullMessages, req,
+//   deadline));
 //
 // Errors use canonical codes the same way for both bindings: Unavailable for
 // connection failures and HTTP 502/503/504, DeadlineExceeded when `timeout`
@@ -80,7 +81,8 @@ class FleetApi {
 
   // Typed convenience wrapper.
   template <typename Response>
-  absl::StatusOr<Response> Call(FleetRpc rpc, const google::protobuf::Message& request, absl::Duration timeout) {
+  absl::StatusOr<Response> Call(FleetRpc rpc, const google::protobuf::Message& request,
+                                absl::Duration timeout) {
     Response response;
     absl::Status status = Call(rpc, request, &response, timeout);
     if (!status.ok()) return status;

@@ -1,13 +1,13 @@
 #include "client/fleet/fleet_transport.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <optional>
 #include <set>
 #include <thread>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -39,7 +39,8 @@ std::string Msg(const absl::Status& s) { return std::string(s.message()); }
 // Flower error code).
 absl::Status WithContext(const absl::Status& status, std::string_view context) {
   absl::Status out(status.code(), fmt::format("{}: {}", context, Msg(status)));
-  status.ForEachPayload([&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
+  status.ForEachPayload(
+      [&out](absl::string_view url, const absl::Cord& payload) { out.SetPayload(url, payload); });
   return out;
 }
 
@@ -95,14 +96,17 @@ class FleetTransport final : public Transport {
                           Backoff& reconnect);
   void HeartbeatLoop(Session& session);
   // Handles one pulled instruction. Returns an error only if the session must end.
-  absl::Status HandleInstructionMessage(Client& client, Session& session, proto::PullMessagesResponse&& pulled);
-  absl::StatusOr<ObjectContents> PullObjects(Session& session, uint64_t run_id, const proto::ObjectTree& tree);
-  absl::Status PushReply(Session& session, const proto::Message& instruction, InstructionOutcome&& outcome,
-                         double runtime_s);
+  absl::Status HandleInstructionMessage(Client& client, Session& session,
+                                        proto::PullMessagesResponse&& pulled);
+  absl::StatusOr<ObjectContents> PullObjects(Session& session, uint64_t run_id,
+                                             const proto::ObjectTree& tree);
+  absl::Status PushReply(Session& session, const proto::Message& instruction,
+                         InstructionOutcome&& outcome, double runtime_s);
 
   // One call, retried after transient failures with ConnectionOptions::retry.
   template <typename Res>
-  absl::StatusOr<Res> Call(Session& session, FleetRpc rpc, const google::protobuf::Message& request);
+  absl::StatusOr<Res> Call(Session& session, FleetRpc rpc,
+                           const google::protobuf::Message& request);
 
   std::string name() const { return options_.name; }
   void AddBytes(int64_t received, int64_t sent) {
@@ -123,28 +127,34 @@ class FleetTransport final : public Transport {
 };
 
 template <typename Res>
-absl::StatusOr<Res> FleetTransport::Call(Session& session, FleetRpc rpc, const google::protobuf::Message& request) {
+absl::StatusOr<Res> FleetTransport::Call(Session& session, FleetRpc rpc,
+                                         const google::protobuf::Message& request) {
   Backoff backoff(options_.retry, clock_, MakeJitterSource(options_.jitter_seed));
   while (true) {
     absl::StatusOr<Res> response = session.api.Call<Res>(rpc, request, fleet_.request_timeout);
-    if (response.ok() || !IsTransientFleetError(response.status()) || session.stop.stopped()) return response;
+    if (response.ok() || !IsTransientFleetError(response.status()) || session.stop.stopped())
+      return response;
     std::optional<absl::Duration> delay = backoff.NextDelay();
     if (!delay) {
-      return absl::UnavailableError(fmt::format("gave up on Fleet.{} after {} attempts over {}: {}",
-                                                FleetRpcName(rpc), backoff.attempts(),
-                                                absl::FormatDuration(backoff.elapsed()), Msg(response.status())));
+      return absl::UnavailableError(fmt::format(
+          "gave up on Fleet.{} after {} attempts over {}: {}", FleetRpcName(rpc),
+          backoff.attempts(), absl::FormatDuration(backoff.elapsed()), Msg(response.status())));
     }
-    log::Warn("[{}] {}; retrying in {}", name(), Msg(response.status()), absl::FormatDuration(*delay));
+    log::Warn("[{}] {}; retrying in {}", name(), Msg(response.status()),
+              absl::FormatDuration(*delay));
     if (!clock_.SleepUntil(clock_.Now() + *delay, session.stop)) {
-      return absl::CancelledError(fmt::format("Fleet.{} abandoned: the session is ending", FleetRpcName(rpc)));
+      return absl::CancelledError(
+          fmt::format("Fleet.{} abandoned: the session is ending", FleetRpcName(rpc)));
     }
   }
 }
 
 absl::Status FleetTransport::Run(Client& client) {
-  if (run_called_.exchange(true)) return absl::FailedPreconditionError("Run() may be called once per transport");
-  absl::StatusOr<NodeKey> key = fleet_.auth_private_key.empty() ? NodeKey::Generate()
-                                                                : NodeKey::LoadPrivateKeyFile(fleet_.auth_private_key);
+  if (run_called_.exchange(true))
+    return absl::FailedPreconditionError("Run() may be called once per transport");
+  absl::StatusOr<NodeKey> key = fleet_.auth_private_key.empty()
+                                    ? NodeKey::Generate()
+                                    : NodeKey::LoadPrivateKeyFile(fleet_.auth_private_key);
   if (!key.ok()) return common::Annotate(key.status(), "Fleet API node key");
   const bool self_registered = fleet_.auth_private_key.empty();
   PETAL_ASSIGN_OR_RETURN(FleetApiPtr api, factory_(options_, *key));
@@ -166,9 +176,10 @@ absl::Status FleetTransport::Run(Client& client) {
     }
     std::optional<absl::Duration> delay = reconnect.NextDelay();
     if (!delay) {
-      return absl::UnavailableError(fmt::format("gave up reaching the SuperLink at {} after {} attempts over {}: {}",
-                                                options_.server_address, reconnect.attempts(),
-                                                absl::FormatDuration(reconnect.elapsed()), Msg(status)));
+      return absl::UnavailableError(
+          fmt::format("gave up reaching the SuperLink at {} after {} attempts over {}: {}",
+                      options_.server_address, reconnect.attempts(),
+                      absl::FormatDuration(reconnect.elapsed()), Msg(status)));
     }
     log::Warn("[{}] {}; reconnecting in {}", name(), Msg(status), absl::FormatDuration(*delay));
     if (!clock_.SleepUntil(clock_.Now() + *delay, stop_)) {
@@ -177,8 +188,8 @@ absl::Status FleetTransport::Run(Client& client) {
   }
 }
 
-absl::Status FleetTransport::RunSession(Client& client, FleetApi& api, const NodeKey& key, bool self_registered,
-                                        Backoff& reconnect) {
+absl::Status FleetTransport::RunSession(Client& client, FleetApi& api, const NodeKey& key,
+                                        bool self_registered, Backoff& reconnect) {
   Session session(api);
   ScopedStopCallback forward_stop(stop_, [&session] { session.stop.Stop(); });
 
@@ -187,12 +198,14 @@ absl::Status FleetTransport::RunSession(Client& client, FleetApi& api, const Nod
     proto::RegisterNodeFleetRequest request;
     request.set_public_key(key.public_key_pem());
     absl::StatusOr<proto::RegisterNodeFleetResponse> registered =
-        api.Call<proto::RegisterNodeFleetResponse>(FleetRpc::kRegisterNode, request, fleet_.request_timeout);
+        api.Call<proto::RegisterNodeFleetResponse>(FleetRpc::kRegisterNode, request,
+                                                   fleet_.request_timeout);
     if (!registered.ok() && !IsAlreadyRegistered(registered.status())) {
       if (registered.status().code() == absl::StatusCode::kFailedPrecondition) {
-        return WithContext(registered.status(),
-                           "the SuperLink refuses self-registration (is --enable-supernode-auth on? then "
-                                "register a key with `flwr supernode register` and set auth_private_key)");
+        return WithContext(
+            registered.status(),
+            "the SuperLink refuses self-registration (is --enable-supernode-auth on? then "
+            "register a key with `flwr supernode register` and set auth_private_key)");
       }
       return registered.status();
     }
@@ -212,7 +225,8 @@ absl::Status FleetTransport::RunSession(Client& client, FleetApi& api, const Nod
   }
   log::Info("[{}] connected to the SuperLink at {} (Fleet API over {}{}) as node {}", name(),
             options_.server_address, FleetApiKindName(fleet_.api),
-            options_.insecure.value_or(options_.root_certificates.empty()) ? ", insecure" : ", TLS", session.node_id);
+            options_.insecure.value_or(options_.root_certificates.empty()) ? ", insecure" : ", TLS",
+            session.node_id);
 
   // 2. Heartbeats on their own thread.
   std::thread heartbeat([this, &session] { HeartbeatLoop(session); });
@@ -222,8 +236,8 @@ absl::Status FleetTransport::RunSession(Client& client, FleetApi& api, const Nod
   while (!session.stop.stopped()) {
     proto::PullMessagesRequest pull;
     pull.mutable_node()->set_node_id(session.node_id);
-    absl::StatusOr<proto::PullMessagesResponse> pulled = Call<proto::PullMessagesResponse>(
-        session, FleetRpc::kPullMessages, pull);
+    absl::StatusOr<proto::PullMessagesResponse> pulled =
+        Call<proto::PullMessagesResponse>(session, FleetRpc::kPullMessages, pull);
     if (!pulled.ok()) {
       ended = pulled.status();
       break;
@@ -250,15 +264,19 @@ absl::Status FleetTransport::RunSession(Client& client, FleetApi& api, const Nod
   if (stop_.stopped()) {
     proto::DeactivateNodeRequest deactivate;
     deactivate.set_node_id(session.node_id);
-    absl::StatusOr<proto::DeactivateNodeResponse> d =
-        api.Call<proto::DeactivateNodeResponse>(FleetRpc::kDeactivateNode, deactivate, kShutdownCallTimeout);
-    if (!d.ok()) log::Warn("[{}] could not deactivate node {}: {}", name(), session.node_id, Msg(d.status()));
+    absl::StatusOr<proto::DeactivateNodeResponse> d = api.Call<proto::DeactivateNodeResponse>(
+        FleetRpc::kDeactivateNode, deactivate, kShutdownCallTimeout);
+    if (!d.ok())
+      log::Warn("[{}] could not deactivate node {}: {}", name(), session.node_id, Msg(d.status()));
     if (self_registered) {
       proto::UnregisterNodeFleetRequest unregister;
       unregister.set_node_id(session.node_id);
       absl::StatusOr<proto::UnregisterNodeFleetResponse> u =
-          api.Call<proto::UnregisterNodeFleetResponse>(FleetRpc::kUnregisterNode, unregister, kShutdownCallTimeout);
-      if (!u.ok()) log::Warn("[{}] could not unregister node {}: {}", name(), session.node_id, Msg(u.status()));
+          api.Call<proto::UnregisterNodeFleetResponse>(FleetRpc::kUnregisterNode, unregister,
+                                                       kShutdownCallTimeout);
+      if (!u.ok())
+        log::Warn("[{}] could not unregister node {}: {}", name(), session.node_id,
+                  Msg(u.status()));
     }
     if (d.ok()) log::Info("[{}] left the SuperLink (node {} deactivated)", name(), session.node_id);
     return absl::CancelledError("the Fleet transport was stopped");
@@ -327,10 +345,12 @@ absl::StatusOr<ObjectContents> FleetTransport::PullObjects(Session& session, uin
     request.set_object_id(id);
     absl::Duration delay = fleet_.pull_initial_backoff;
     for (int tries = 1;; ++tries) {
-      PETAL_ASSIGN_OR_RETURN(proto::PullObjectResponse response,
-                             Call<proto::PullObjectResponse>(session, FleetRpc::kPullObject, request));
+      PETAL_ASSIGN_OR_RETURN(
+          proto::PullObjectResponse response,
+          Call<proto::PullObjectResponse>(session, FleetRpc::kPullObject, request));
       if (!response.object_found()) {
-        return absl::NotFoundError(fmt::format("object {} of the instruction could not be found", id));
+        return absl::NotFoundError(
+            fmt::format("object {} of the instruction could not be found", id));
       }
       if (response.object_available()) {
         bytes += static_cast<int64_t>(response.object_content().size());
@@ -356,8 +376,10 @@ absl::StatusOr<ObjectContents> FleetTransport::PullObjects(Session& session, uin
 absl::Status FleetTransport::HandleInstructionMessage(Client& client, Session& session,
                                                       proto::PullMessagesResponse&& pulled) {
   if (pulled.messages_list_size() != 1 || pulled.message_object_trees_size() != 1) {
-    log::Warn("[{}] PullMessages returned {} messages and {} object trees; expected one of each, ignoring", name(),
-              pulled.messages_list_size(), pulled.message_object_trees_size());
+    log::Warn(
+        "[{}] PullMessages returned {} messages and {} object trees; expected one of each, "
+        "ignoring",
+        name(), pulled.messages_list_size(), pulled.message_object_trees_size());
     return absl::OkStatus();
   }
   proto::Message instruction = std::move(*pulled.mutable_messages_list(0));
@@ -365,13 +387,15 @@ absl::Status FleetTransport::HandleInstructionMessage(Client& client, Session& s
   const proto::Metadata& meta = instruction.metadata();
   const std::string message_id = meta.message_id();
   log::Info("[{}] [run {}{}] received {} message {}", name(), meta.run_id(),
-            meta.group_id().empty() ? "" : ", round " + meta.group_id(), meta.message_type(), message_id);
+            meta.group_id().empty() ? "" : ", round " + meta.group_id(), meta.message_type(),
+            message_id);
   if (meta.dst_node_id() != session.node_id) {
     log::Warn("[{}] message {} is addressed to node {}, not to this node ({})", name(), message_id,
               meta.dst_node_id(), session.node_id);
   }
   if (tree.object_id() != message_id) {
-    log::Warn("[{}] message {} comes with an object tree rooted at {}", name(), message_id, tree.object_id());
+    log::Warn("[{}] message {} comes with an object tree rooted at {}", name(), message_id,
+              tree.object_id());
   }
   {
     absl::MutexLock lock(&stats_mu_);
@@ -385,14 +409,16 @@ absl::Status FleetTransport::HandleInstructionMessage(Client& client, Session& s
   if (!contents.ok()) {
     const absl::Status& s = contents.status();
     if (s.code() == absl::StatusCode::kPermissionDenied) {
-      log::Info("[{}] run {} no longer accepts this node's calls ({}); ignoring message {}", name(), meta.run_id(),
-                Msg(s), message_id);
+      log::Info("[{}] run {} no longer accepts this node's calls ({}); ignoring message {}", name(),
+                meta.run_id(), Msg(s), message_id);
       return absl::OkStatus();
     }
-    if (session.stop.stopped() || (SessionMayRecover(s) && s.code() != absl::StatusCode::kDeadlineExceeded)) {
+    if (session.stop.stopped() ||
+        (SessionMayRecover(s) && s.code() != absl::StatusCode::kDeadlineExceeded)) {
       return s;
     }
-    outcome = ErrorOutcome(kErrorMessageUnavailable, fmt::format("could not pull the message: {}", Msg(s)),
+    outcome = ErrorOutcome(kErrorMessageUnavailable,
+                           fmt::format("could not pull the message: {}", Msg(s)),
                            "pulling objects failed: " + Msg(s));
   } else {
     proto::ConfirmMessageReceivedRequest confirm;
@@ -400,21 +426,25 @@ absl::Status FleetTransport::HandleInstructionMessage(Client& client, Session& s
     confirm.set_run_id(meta.run_id());
     confirm.set_message_object_id(message_id);
     absl::StatusOr<proto::ConfirmMessageReceivedResponse> confirmed =
-        Call<proto::ConfirmMessageReceivedResponse>(session, FleetRpc::kConfirmMessageReceived, confirm);
+        Call<proto::ConfirmMessageReceivedResponse>(session, FleetRpc::kConfirmMessageReceived,
+                                                    confirm);
     if (!confirmed.ok()) {
       if (confirmed.status().code() == absl::StatusCode::kPermissionDenied) {
-        log::Info("[{}] run {} no longer accepts this node's calls; ignoring message {}", name(), meta.run_id(),
-                  message_id);
+        log::Info("[{}] run {} no longer accepts this node's calls; ignoring message {}", name(),
+                  meta.run_id(), message_id);
         return absl::OkStatus();
       }
-      if (SessionMayRecover(confirmed.status()) || session.stop.stopped()) return confirmed.status();
-      log::Warn("[{}] could not confirm receipt of message {}: {}", name(), message_id, Msg(confirmed.status()));
+      if (SessionMayRecover(confirmed.status()) || session.stop.stopped())
+        return confirmed.status();
+      log::Warn("[{}] could not confirm receipt of message {}: {}", name(), message_id,
+                Msg(confirmed.status()));
     }
     absl::StatusOr<proto::Message> inflated = InflateMessage(tree, *contents);
     if (!inflated.ok()) {
-      outcome = ErrorOutcome(kErrorMessageUnavailable,
-                             fmt::format("the message's objects are malformed: {}", Msg(inflated.status())),
-                             "rebuilding the message failed: " + Msg(inflated.status()));
+      outcome = ErrorOutcome(
+          kErrorMessageUnavailable,
+          fmt::format("the message's objects are malformed: {}", Msg(inflated.status())),
+          "rebuilding the message failed: " + Msg(inflated.status()));
     } else {
       full = *std::move(inflated);
     }
@@ -423,8 +453,9 @@ absl::Status FleetTransport::HandleInstructionMessage(Client& client, Session& s
   double runtime_s = 0.0;
   if (full.has_value()) {
     if (full->has_error()) {
-      log::Warn("[{}] message {} carries an error instead of an instruction ({}: {}); not answering", name(),
-                message_id, full->error().code(), full->error().reason());
+      log::Warn(
+          "[{}] message {} carries an error instead of an instruction ({}: {}); not answering",
+          name(), message_id, full->error().code(), full->error().reason());
       return absl::OkStatus();
     }
     // The SuperLink knows the instruction by its message id.
@@ -438,7 +469,8 @@ absl::Status FleetTransport::HandleInstructionMessage(Client& client, Session& s
     ++stats_.failed_instructions;
   }
   if (outcome.error.has_value()) {
-    log::Warn("[{}] answering message {} with an error: {}", name(), message_id, outcome.description);
+    log::Warn("[{}] answering message {} with an error: {}", name(), message_id,
+              outcome.description);
   }
   if (session.stop.stopped()) return absl::CancelledError("stopped before the reply was pushed");
   return PushReply(session, instruction, std::move(outcome), runtime_s);
@@ -462,7 +494,8 @@ absl::Status FleetTransport::PushReply(Session& session, const proto::Message& i
   if (ins.has_dst_task_id()) meta->set_src_task_id(ins.dst_task_id());
   if (ins.has_src_task_id()) meta->set_dst_task_id(ins.src_task_id());
   if (meta->ttl() <= 0) {
-    log::Warn("[{}] message {} expired before its reply was ready; dropping the reply", name(), ins.message_id());
+    log::Warn("[{}] message {} expired before its reply was ready; dropping the reply", name(),
+              ins.message_id());
     return absl::OkStatus();
   }
   if (outcome.content.has_value()) {
@@ -472,11 +505,12 @@ absl::Status FleetTransport::PushReply(Session& session, const proto::Message& i
   }
   absl::StatusOr<DeflatedMessage> deflated = DeflateMessage(reply, fleet_.chunk_size);
   if (!deflated.ok()) {
-    log::Warn("[{}] the reply to {} cannot be serialized ({}); answering with an error", name(), ins.message_id(),
-              Msg(deflated.status()));
+    log::Warn("[{}] the reply to {} cannot be serialized ({}); answering with an error", name(),
+              ins.message_id(), Msg(deflated.status()));
     reply.clear_content();
     reply.mutable_error()->set_code(kErrorClientAppRaisedException);
-    reply.mutable_error()->set_reason(fmt::format("the reply cannot be serialized: {}", Msg(deflated.status())));
+    reply.mutable_error()->set_reason(
+        fmt::format("the reply cannot be serialized: {}", Msg(deflated.status())));
     PETAL_ASSIGN_OR_RETURN(deflated, DeflateMessage(reply, fleet_.chunk_size));
   }
   meta->set_message_id(deflated->message_id);
@@ -497,12 +531,13 @@ absl::Status FleetTransport::PushReply(Session& session, const proto::Message& i
       Call<proto::PushMessagesResponse>(session, FleetRpc::kPushMessages, push);
   if (!pushed.ok()) {
     if (pushed.status().code() == absl::StatusCode::kPermissionDenied) {
-      log::Info("[{}] run {} no longer accepts replies; dropped the reply to {}", name(), ins.run_id(),
-                ins.message_id());
+      log::Info("[{}] run {} no longer accepts replies; dropped the reply to {}", name(),
+                ins.run_id(), ins.message_id());
       return absl::OkStatus();
     }
     if (SessionMayRecover(pushed.status()) || session.stop.stopped()) return pushed.status();
-    log::Error("[{}] pushing the reply to {} failed: {}", name(), ins.message_id(), Msg(pushed.status()));
+    log::Error("[{}] pushing the reply to {} failed: {}", name(), ins.message_id(),
+               Msg(pushed.status()));
     return absl::OkStatus();
   }
   std::set<std::string> wanted(pushed->objects_to_push().begin(), pushed->objects_to_push().end());
@@ -519,25 +554,27 @@ absl::Status FleetTransport::PushReply(Session& session, const proto::Message& i
         Call<proto::PushObjectResponse>(session, FleetRpc::kPushObject, request);
     if (!stored.ok()) {
       if (SessionMayRecover(stored.status()) || session.stop.stopped()) return stored.status();
-      log::Error("[{}] pushing object {} of the reply to {} failed: {}", name(), object.id, ins.message_id(),
-                 Msg(stored.status()));
+      log::Error("[{}] pushing object {} of the reply to {} failed: {}", name(), object.id,
+                 ins.message_id(), Msg(stored.status()));
       return absl::OkStatus();
     }
     if (!stored->stored()) {
-      log::Error("[{}] the SuperLink did not store object {} of the reply to {} (push session {} expired or "
-                 "replaced?)",
-                 name(), object.id, ins.message_id(), pushed->session_id());
+      log::Error(
+          "[{}] the SuperLink did not store object {} of the reply to {} (push session {} expired "
+          "or "
+          "replaced?)",
+          name(), object.id, ins.message_id(), pushed->session_id());
       return absl::OkStatus();
     }
     bytes += static_cast<int64_t>(object.content.size());
   }
   if (!wanted.empty()) {
-    log::Warn("[{}] the SuperLink asked for {} objects that are not part of the reply to {}", name(), wanted.size(),
-              ins.message_id());
+    log::Warn("[{}] the SuperLink asked for {} objects that are not part of the reply to {}",
+              name(), wanted.size(), ins.message_id());
   }
   AddBytes(0, bytes);
-  log::Info("[{}] [run {}] sent {} reply {} ({})", name(), ins.run_id(), ins.message_type(), deflated->message_id,
-            outcome.description);
+  log::Info("[{}] [run {}] sent {} reply {} ({})", name(), ins.run_id(), ins.message_type(),
+            deflated->message_id, outcome.description);
   return absl::OkStatus();
 }
 
@@ -545,20 +582,26 @@ absl::Status FleetTransport::PushReply(Session& session, const proto::Message& i
 
 absl::Status FleetOptions::Validate() const {
   if (heartbeat_interval < kMinHeartbeat || heartbeat_interval > kMaxHeartbeat) {
-    return absl::InvalidArgumentError(fmt::format("heartbeat_interval must be in [10 s, 1800 s] (got {})",
-                                                  absl::FormatDuration(heartbeat_interval)));
+    return absl::InvalidArgumentError(
+        fmt::format("heartbeat_interval must be in [10 s, 1800 s] (got {})",
+                    absl::FormatDuration(heartbeat_interval)));
   }
   if (heartbeat_timeout <= absl::ZeroDuration() || heartbeat_timeout >= heartbeat_interval) {
     return absl::InvalidArgumentError("heartbeat_timeout must be > 0 and below heartbeat_interval");
   }
-  if (poll_interval <= absl::ZeroDuration()) return absl::InvalidArgumentError("poll_interval must be > 0");
-  if (request_timeout <= absl::ZeroDuration()) return absl::InvalidArgumentError("request_timeout must be > 0");
+  if (poll_interval <= absl::ZeroDuration())
+    return absl::InvalidArgumentError("poll_interval must be > 0");
+  if (request_timeout <= absl::ZeroDuration())
+    return absl::InvalidArgumentError("request_timeout must be > 0");
   if (pull_initial_backoff <= absl::ZeroDuration() || pull_max_backoff < pull_initial_backoff) {
-    return absl::InvalidArgumentError("pull backoff must satisfy 0 < pull_initial_backoff <= pull_max_backoff");
+    return absl::InvalidArgumentError(
+        "pull backoff must satisfy 0 < pull_initial_backoff <= pull_max_backoff");
   }
-  if (!(pull_jitter >= 0.0 && pull_jitter < 1.0)) return absl::InvalidArgumentError("pull_jitter must be in [0, 1)");
+  if (!(pull_jitter >= 0.0 && pull_jitter < 1.0))
+    return absl::InvalidArgumentError("pull_jitter must be in [0, 1)");
   if (pull_max_tries < 1) return absl::InvalidArgumentError("pull_max_tries must be >= 1");
-  if (pull_max_time <= absl::ZeroDuration()) return absl::InvalidArgumentError("pull_max_time must be > 0");
+  if (pull_max_time <= absl::ZeroDuration())
+    return absl::InvalidArgumentError("pull_max_time must be > 0");
   if (chunk_size == 0) return absl::InvalidArgumentError("chunk_size must be > 0");
   return absl::OkStatus();
 }
@@ -581,10 +624,11 @@ void ReadFleetOptions(common::ConfigReader& reader, std::string_view prefix, Fle
 }
 
 FleetApiFactory DefaultFleetApiFactory(FleetApiKind api) {
-  return [api](const ConnectionOptions& options, const NodeKey& key) -> absl::StatusOr<FleetApiPtr> {
-    if (api == FleetApiKind::kGrpc) return MakeGrpcFleetApi(options, key);
-    return MakeHttpFleetApi(options, key);
-  };
+  return
+      [api](const ConnectionOptions& options, const NodeKey& key) -> absl::StatusOr<FleetApiPtr> {
+        if (api == FleetApiKind::kGrpc) return MakeGrpcFleetApi(options, key);
+        return MakeHttpFleetApi(options, key);
+      };
 }
 
 absl::StatusOr<TransportPtr> MakeFleetTransport(ConnectionOptions options, FleetOptions fleet,
@@ -592,7 +636,8 @@ absl::StatusOr<TransportPtr> MakeFleetTransport(ConnectionOptions options, Fleet
   PETAL_RETURN_IF_ERROR(options.Validate());
   PETAL_RETURN_IF_ERROR(fleet.Validate());
   if (!factory) return absl::InvalidArgumentError("no FleetApi factory");
-  return TransportPtr(std::make_unique<FleetTransport>(std::move(options), std::move(fleet), std::move(factory)));
+  return TransportPtr(
+      std::make_unique<FleetTransport>(std::move(options), std::move(fleet), std::move(factory)));
 }
 
 }  // namespace fleet
@@ -601,7 +646,8 @@ absl::StatusOr<TransportPtr> MakeFleetTransport(const ConnectionOptions& options
   return MakeFleetTransport(options, fleet::FleetOptions());
 }
 
-absl::StatusOr<TransportPtr> MakeFleetTransport(const ConnectionOptions& options, const fleet::FleetOptions& fleet) {
+absl::StatusOr<TransportPtr> MakeFleetTransport(const ConnectionOptions& options,
+                                                const fleet::FleetOptions& fleet) {
   return fleet::MakeFleetTransport(options, fleet, fleet::DefaultFleetApiFactory(fleet.api));
 }
 

@@ -97,7 +97,8 @@ struct FleetOptions {
 void ReadFleetOptions(common::ConfigReader& reader, std::string_view prefix, FleetOptions* out);
 
 // Builds the FleetApi for a Run (test seam: a fake SuperLink).
-using FleetApiFactory = std::function<absl::StatusOr<FleetApiPtr>(const ConnectionOptions&, const NodeKey&)>;
+using FleetApiFactory =
+    std::function<absl::StatusOr<FleetApiPtr>(const ConnectionOptions&, const NodeKey&)>;
 
 // The real bindings: http_fleet_api.h / grpc_fleet_api.h by fleet.api.
 FleetApiFactory DefaultFleetApiFactory(FleetApiKind api);
@@ -112,6 +113,7 @@ absl::StatusOr<TransportPtr> MakeFleetTransport(ConnectionOptions options, Fleet
 // With default FleetOptions (HTTP binding). Called by MakeTransport() for
 // TransportKind::kGrpcRere.
 absl::StatusOr<TransportPtr> MakeFleetTransport(const ConnectionOptions& options);
-absl::StatusOr<TransportPtr> MakeFleetTransport(const ConnectionOptions& options, const fleet::FleetOptions& fleet);
+absl::StatusOr<TransportPtr> MakeFleetTransport(const ConnectionOptions& options,
+                                                const fleet::FleetOptions& fleet);
 
 }  // namespace petal::client

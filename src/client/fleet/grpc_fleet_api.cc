@@ -1,12 +1,11 @@
 #include "client/fleet/grpc_fleet_api.h"
 
+#include <fmt/format.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/status.h>
 
 #include <set>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -21,7 +20,8 @@ namespace proto = ::flwr::proto;
 
 absl::Status FromGrpc(const grpc::Status& status, FleetRpc rpc) {
   if (status.ok()) return absl::OkStatus();
-  return MakeFleetError(static_cast<absl::StatusCode>(status.error_code()), rpc, status.error_message());
+  return MakeFleetError(static_cast<absl::StatusCode>(status.error_code()), rpc,
+                        status.error_message());
 }
 
 class GrpcFleetApi final : public FleetApi {
@@ -29,8 +29,8 @@ class GrpcFleetApi final : public FleetApi {
   GrpcFleetApi(std::shared_ptr<grpc::Channel> channel, const NodeKey& key)
       : stub_(proto::Fleet::NewStub(channel)), key_(key) {}
 
-  absl::Status Call(FleetRpc rpc, const google::protobuf::Message& request, google::protobuf::Message* response,
-                    absl::Duration timeout) override {
+  absl::Status Call(FleetRpc rpc, const google::protobuf::Message& request,
+                    google::protobuf::Message* response, absl::Duration timeout) override {
     uint64_t generation;
     {
       absl::MutexLock lock(&mu_);
@@ -64,32 +64,37 @@ class GrpcFleetApi final : public FleetApi {
 
  private:
   template <typename Req, typename Res>
-  grpc::Status Invoke(grpc::Status (proto::Fleet::Stub::*method)(grpc::ClientContext*, const Req&, Res*),
+  grpc::Status Invoke(grpc::Status (proto::Fleet::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                                 Res*),
                       grpc::ClientContext* context, const google::protobuf::Message& request,
                       google::protobuf::Message* response) {
     // The caller pairs each rpc with its own message types (checked in debug
     // builds by the descriptor comparison below).
-    if (request.GetDescriptor() != Req::descriptor() || response->GetDescriptor() != Res::descriptor()) {
+    if (request.GetDescriptor() != Req::descriptor() ||
+        response->GetDescriptor() != Res::descriptor()) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           fmt::format("wrong message types {} / {} for this Fleet call",
-                                      request.GetDescriptor()->full_name(), response->GetDescriptor()->full_name()));
+                                      request.GetDescriptor()->full_name(),
+                                      response->GetDescriptor()->full_name()));
     }
-    return (stub_.get()->*method)(context, static_cast<const Req&>(request), static_cast<Res*>(response));
+    return (stub_.get()->*method)(context, static_cast<const Req&>(request),
+                                  static_cast<Res*>(response));
   }
 
-  grpc::Status Dispatch(FleetRpc rpc, grpc::ClientContext* context, const google::protobuf::Message& request,
+  grpc::Status Dispatch(FleetRpc rpc, grpc::ClientContext* context,
+                        const google::protobuf::Message& request,
                         google::protobuf::Message* response) {
     using S = proto::Fleet::Stub;
     switch (rpc) {
       case FleetRpc::kRegisterNode:
-        return Invoke<proto::RegisterNodeFleetRequest, proto::RegisterNodeFleetResponse>(&S::RegisterNode, context,
-                                                                                           request, response);
+        return Invoke<proto::RegisterNodeFleetRequest, proto::RegisterNodeFleetResponse>(
+            &S::RegisterNode, context, request, response);
       case FleetRpc::kActivateNode:
-        return Invoke<proto::ActivateNodeRequest, proto::ActivateNodeResponse>(&S::ActivateNode, context, request,
-                                                                               response);
+        return Invoke<proto::ActivateNodeRequest, proto::ActivateNodeResponse>(
+            &S::ActivateNode, context, request, response);
       case FleetRpc::kDeactivateNode:
-        return Invoke<proto::DeactivateNodeRequest, proto::DeactivateNodeResponse>(&S::DeactivateNode, context,
-                                                                                   request, response);
+        return Invoke<proto::DeactivateNodeRequest, proto::DeactivateNodeResponse>(
+            &S::DeactivateNode, context, request, response);
       case FleetRpc::kUnregisterNode:
         return Invoke<proto::UnregisterNodeFleetRequest, proto::UnregisterNodeFleetResponse>(
             &S::UnregisterNode, context, request, response);
@@ -97,21 +102,23 @@ class GrpcFleetApi final : public FleetApi {
         return Invoke<proto::SendNodeHeartbeatRequest, proto::SendNodeHeartbeatResponse>(
             &S::SendNodeHeartbeat, context, request, response);
       case FleetRpc::kPullMessages:
-        return Invoke<proto::PullMessagesRequest, proto::PullMessagesResponse>(&S::PullMessages, context, request,
-                                                                               response);
+        return Invoke<proto::PullMessagesRequest, proto::PullMessagesResponse>(
+            &S::PullMessages, context, request, response);
       case FleetRpc::kPushMessages:
-        return Invoke<proto::PushMessagesRequest, proto::PushMessagesResponse>(&S::PushMessages, context, request,
-                                                                               response);
+        return Invoke<proto::PushMessagesRequest, proto::PushMessagesResponse>(
+            &S::PushMessages, context, request, response);
       case FleetRpc::kGetRun:
-        return Invoke<proto::GetRunRequest, proto::GetRunResponse>(&S::GetRun, context, request, response);
+        return Invoke<proto::GetRunRequest, proto::GetRunResponse>(&S::GetRun, context, request,
+                                                                   response);
       case FleetRpc::kGetFab:
-        return Invoke<proto::GetFabRequest, proto::GetFabResponse>(&S::GetFab, context, request, response);
+        return Invoke<proto::GetFabRequest, proto::GetFabResponse>(&S::GetFab, context, request,
+                                                                   response);
       case FleetRpc::kPushObject:
-        return Invoke<proto::PushObjectRequest, proto::PushObjectResponse>(&S::PushObject, context, request,
-                                                                           response);
+        return Invoke<proto::PushObjectRequest, proto::PushObjectResponse>(&S::PushObject, context,
+                                                                           request, response);
       case FleetRpc::kPullObject:
-        return Invoke<proto::PullObjectRequest, proto::PullObjectResponse>(&S::PullObject, context, request,
-                                                                           response);
+        return Invoke<proto::PullObjectRequest, proto::PullObjectResponse>(&S::PullObject, context,
+                                                                           request, response);
       case FleetRpc::kConfirmMessageReceived:
         return Invoke<proto::ConfirmMessageReceivedRequest, proto::ConfirmMessageReceivedResponse>(
             &S::ConfirmMessageReceived, context, request, response);

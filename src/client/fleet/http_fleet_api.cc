@@ -1,11 +1,11 @@
 #include "client/fleet/http_fleet_api.h"
 
-#include <memory>
-#include <utility>
-
 #include <fmt/format.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <memory>
+#include <utility>
 
 #include "client/channel.h"
 #include "client/fleet/internal/http_client.h"
@@ -67,10 +67,11 @@ std::string SerializeDeterministic(const google::protobuf::Message& message) {
 
 class HttpFleetApi final : public FleetApi {
  public:
-  HttpFleetApi(std::unique_ptr<HttpClient> client, const NodeKey& key) : client_(std::move(client)), key_(key) {}
+  HttpFleetApi(std::unique_ptr<HttpClient> client, const NodeKey& key)
+      : client_(std::move(client)), key_(key) {}
 
-  absl::Status Call(FleetRpc rpc, const google::protobuf::Message& request, google::protobuf::Message* response,
-                    absl::Duration timeout) override {
+  absl::Status Call(FleetRpc rpc, const google::protobuf::Message& request,
+                    google::protobuf::Message* response, absl::Duration timeout) override {
     const absl::Time deadline = absl::Now() + timeout;
     PETAL_ASSIGN_OR_RETURN(AuthMetadata auth, key_.SignNow());
     HttpHeaders headers = {
@@ -82,31 +83,36 @@ class HttpFleetApi final : public FleetApi {
         {"flwr-signature", Base64Encode(auth.signature)},
     };
     const std::string path = fmt::format("/v1/fleet/{}", FleetRpcHttpName(rpc));
-    absl::StatusOr<HttpResponse> http = client_->Post(path, headers, SerializeDeterministic(request), deadline);
+    absl::StatusOr<HttpResponse> http =
+        client_->Post(path, headers, SerializeDeterministic(request), deadline);
     if (!http.ok()) {
       return absl::Status(http.status().code(),
-                          fmt::format("Fleet.{} ({}): {}", FleetRpcName(rpc), path, std::string(http.status().message())));
+                          fmt::format("Fleet.{} ({}): {}", FleetRpcName(rpc), path,
+                                      std::string(http.status().message())));
     }
     if (http->status != 200) {
       if (http->status == 404) {
-        return absl::NotFoundError(fmt::format(
-            "Fleet.{}: {} {}:{}{} answered 404: no Fleet HTTP API there (an older SuperLink serves the "
-            "Fleet API over gRPC on another port; use the grpc binding)",
-            FleetRpcName(rpc), client_->endpoint().tls ? "https" : "http", client_->endpoint().host,
-            client_->endpoint().port, path));
+        return absl::NotFoundError(
+            fmt::format("Fleet.{}: {} {}:{}{} answered 404: no Fleet HTTP API there (an older "
+                        "SuperLink serves the "
+                        "Fleet API over gRPC on another port; use the grpc binding)",
+                        FleetRpcName(rpc), client_->endpoint().tls ? "https" : "http",
+                        client_->endpoint().host, client_->endpoint().port, path));
       }
-      std::string text = http->body.empty() ? fmt::format("HTTP {} {}", http->status, http->reason)
-                                            : http->body;
-      return MakeFleetError(CodeForHttpStatus(http->status), rpc, text, fmt::format(" (HTTP {})", http->status));
+      std::string text =
+          http->body.empty() ? fmt::format("HTTP {} {}", http->status, http->reason) : http->body;
+      return MakeFleetError(CodeForHttpStatus(http->status), rpc, text,
+                            fmt::format(" (HTTP {})", http->status));
     }
     const std::string* type = http->Header("content-type");
     if (type == nullptr || type->rfind(std::string(kProtobufMediaType), 0) != 0) {
       return absl::InternalError(fmt::format("Fleet.{}: the response is not {} (Content-Type '{}')",
-                                             FleetRpcName(rpc), kProtobufMediaType, type ? *type : ""));
+                                             FleetRpcName(rpc), kProtobufMediaType,
+                                             type ? *type : ""));
     }
     if (!response->ParseFromString(http->body)) {
-      return absl::InternalError(
-          fmt::format("Fleet.{}: the response is not a valid {}", FleetRpcName(rpc), response->GetTypeName()));
+      return absl::InternalError(fmt::format("Fleet.{}: the response is not a valid {}",
+                                             FleetRpcName(rpc), response->GetTypeName()));
     }
     return absl::OkStatus();
   }
@@ -129,10 +135,12 @@ absl::StatusOr<FleetApiPtr> MakeHttpFleetApi(const ConnectionOptions& options, c
   endpoint.tls = !options.insecure.value_or(options.root_certificates.empty());
   endpoint.connect_timeout = options.connect_timeout;
   if (endpoint.tls && !options.root_certificates.empty()) {
-    PETAL_ASSIGN_OR_RETURN(endpoint.root_certificates_pem, LoadRootCertificates(options.root_certificates));
+    PETAL_ASSIGN_OR_RETURN(endpoint.root_certificates_pem,
+                           LoadRootCertificates(options.root_certificates));
   }
-  PETAL_ASSIGN_OR_RETURN(std::unique_ptr<HttpClient> client,
-                         HttpClient::Create(std::move(endpoint), static_cast<size_t>(options.max_message_length)));
+  PETAL_ASSIGN_OR_RETURN(
+      std::unique_ptr<HttpClient> client,
+      HttpClient::Create(std::move(endpoint), static_cast<size_t>(options.max_message_length)));
   return std::make_unique<HttpFleetApi>(std::move(client), key);
 }
 

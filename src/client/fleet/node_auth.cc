@@ -1,5 +1,6 @@
 #include "client/fleet/node_auth.h"
 
+#include <fmt/format.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -12,8 +13,6 @@
 #include <memory>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/status_macros.h"
@@ -69,8 +68,8 @@ absl::StatusOr<std::string> PublicKeyPem(EVP_PKEY* key) {
 
 absl::Status CheckEcKey(EVP_PKEY* key, std::string_view source) {
   if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) {
-    return absl::InvalidArgumentError(
-        fmt::format("{}: not an elliptic-curve key (Flower's SuperNode keys are EC, e.g. SECP384R1)", source));
+    return absl::InvalidArgumentError(fmt::format(
+        "{}: not an elliptic-curve key (Flower's SuperNode keys are EC, e.g. SECP384R1)", source));
   }
   return absl::OkStatus();
 }
@@ -84,7 +83,8 @@ class SshReader {
     if (data_.size() < 4) return false;
     *out = (uint32_t{static_cast<unsigned char>(data_[0])} << 24) |
            (uint32_t{static_cast<unsigned char>(data_[1])} << 16) |
-           (uint32_t{static_cast<unsigned char>(data_[2])} << 8) | uint32_t{static_cast<unsigned char>(data_[3])};
+           (uint32_t{static_cast<unsigned char>(data_[2])} << 8) |
+           uint32_t{static_cast<unsigned char>(data_[3])};
     data_.remove_prefix(4);
     return true;
   }
@@ -113,7 +113,8 @@ absl::StatusOr<std::string> Base64Decode(std::string_view text) {
   if (clean.size() % 4 != 0) return absl::InvalidArgumentError("base64 text has a bad length");
   std::string out(clean.size() / 4 * 3, '\0');
   int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
+                          reinterpret_cast<const unsigned char*>(clean.data()),
+                          static_cast<int>(clean.size()));
   if (n < 0) return absl::InvalidArgumentError("invalid base64 text");
   size_t pad = 0;
   if (!clean.empty() && clean.back() == '=') ++pad;
@@ -133,16 +134,19 @@ absl::StatusOr<PkeyPtr> ParseOpenSshPrivateKey(std::string_view text, std::strin
   if (begin == std::string_view::npos || end == std::string_view::npos || end < begin) {
     return bad("missing BEGIN/END lines");
   }
-  absl::StatusOr<std::string> blob = Base64Decode(text.substr(begin + kBegin.size(), end - begin - kBegin.size()));
+  absl::StatusOr<std::string> blob =
+      Base64Decode(text.substr(begin + kBegin.size(), end - begin - kBegin.size()));
   if (!blob.ok()) return bad(std::string(blob.status().message()));
   SshReader r(*blob);
   std::string_view cipher, kdf, kdf_options, public_blob, private_section;
   uint32_t count = 0;
   if (!r.Magic(std::string_view("openssh-key-v1\0", 15)) || !r.String(&cipher) || !r.String(&kdf) ||
-      !r.String(&kdf_options) || !r.U32(&count) || !r.String(&public_blob) || !r.String(&private_section)) {
+      !r.String(&kdf_options) || !r.U32(&count) || !r.String(&public_blob) ||
+      !r.String(&private_section)) {
     return bad("truncated or not an openssh-key-v1 blob");
   }
-  if (cipher != "none" || kdf != "none") return bad("encrypted keys are not supported (remove the passphrase)");
+  if (cipher != "none" || kdf != "none")
+    return bad("encrypted keys are not supported (remove the passphrase)");
   if (count != 1) return bad("expected exactly one key");
   SshReader p(private_section);
   uint32_t check1 = 0, check2 = 0;
@@ -160,17 +164,19 @@ absl::StatusOr<PkeyPtr> ParseOpenSshPrivateKey(std::string_view text, std::strin
   if (curve == "nistp521") group = "secp521r1";
   if (group == nullptr) return bad(fmt::format("unsupported curve '{}'", curve));
 
-  std::unique_ptr<BIGNUM, BnFree> priv(
-      BN_bin2bn(reinterpret_cast<const unsigned char*>(d.data()), static_cast<int>(d.size()), nullptr));
+  std::unique_ptr<BIGNUM, BnFree> priv(BN_bin2bn(reinterpret_cast<const unsigned char*>(d.data()),
+                                                 static_cast<int>(d.size()), nullptr));
   std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
   if (!priv || !bld ||
       OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, 0) != 1 ||
-      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, q.data(), q.size()) != 1 ||
+      OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, q.data(), q.size()) !=
+          1 ||
       OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_PRIV_KEY, priv.get()) != 1) {
     return absl::InternalError("cannot build EC key parameters: " + OpenSslErrors());
   }
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr));
   EVP_PKEY* key = nullptr;
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) != 1 ||
       EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_KEYPAIR, params.get()) != 1) {
@@ -212,14 +218,16 @@ absl::StatusOr<NodeKey> NodeKey::Generate() {
   return NodeKey(key.release(), std::move(pem));
 }
 
-absl::StatusOr<NodeKey> NodeKey::FromPrivateKeyText(std::string_view text, std::string_view source) {
+absl::StatusOr<NodeKey> NodeKey::FromPrivateKeyText(std::string_view text,
+                                                    std::string_view source) {
   PkeyPtr key;
   if (text.find("-----BEGIN OPENSSH PRIVATE KEY-----") != std::string_view::npos) {
     PETAL_ASSIGN_OR_RETURN(key, ParseOpenSshPrivateKey(text, source));
   } else {
     BioPtr bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
     // An empty passphrase callback result makes encrypted PEM fail instead of prompting.
-    key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
+    key.reset(PEM_read_bio_PrivateKey(
+        bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr));
     if (!key) {
       return absl::InvalidArgumentError(fmt::format(
           "{}: not an unencrypted PEM or OpenSSH private key ({})", source, OpenSslErrors()));
@@ -237,7 +245,8 @@ absl::StatusOr<NodeKey> NodeKey::LoadPrivateKeyFile(const std::string& path) {
 
 absl::StatusOr<std::string> NodeKey::PrivateKeyPem() const {
   BioPtr bio(BIO_new(BIO_s_mem()));
-  if (!bio || PEM_write_bio_PrivateKey(bio.get(), key_, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+  if (!bio ||
+      PEM_write_bio_PrivateKey(bio.get(), key_, nullptr, nullptr, 0, nullptr, nullptr) != 1) {
     return absl::InternalError("cannot write the private key as PEM: " + OpenSslErrors());
   }
   char* data = nullptr;
@@ -249,8 +258,8 @@ absl::StatusOr<std::string> NodeKey::Sign(std::string_view message) const {
   std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
   size_t size = 0;
   if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_) != 1 ||
-      EVP_DigestSign(ctx.get(), nullptr, &size, reinterpret_cast<const unsigned char*>(message.data()),
-                     message.size()) != 1) {
+      EVP_DigestSign(ctx.get(), nullptr, &size,
+                     reinterpret_cast<const unsigned char*>(message.data()), message.size()) != 1) {
     return absl::InternalError("cannot sign: " + OpenSslErrors());
   }
   std::string signature(size, '\0');
@@ -287,7 +296,8 @@ absl::StatusOr<bool> VerifySignature(std::string_view public_key_pem, std::strin
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1) {
     return absl::InternalError("cannot verify: " + OpenSslErrors());
   }
-  int rc = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()), signature.size(),
+  int rc = EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(signature.data()),
+                            signature.size(),
                             reinterpret_cast<const unsigned char*>(message.data()), message.size());
   ERR_clear_error();
   return rc == 1;
@@ -296,7 +306,8 @@ absl::StatusOr<bool> VerifySignature(std::string_view public_key_pem, std::strin
 std::string Base64Encode(std::string_view bytes) {
   std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
   int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+                          reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
   out.resize(static_cast<size_t>(n));
   return out;
 }

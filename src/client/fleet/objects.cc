@@ -1,19 +1,18 @@
 #include "client/fleet/objects.h"
 
+#include <fmt/format.h>
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdint>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <unordered_set>
-
-#include <fmt/format.h>
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <nlohmann/json.hpp>
 
 #include "client/fleet/records.h"
 #include "common/status_macros.h"
@@ -98,7 +97,8 @@ class Deflater {
 
  private:
   // Builds a JSON object {name: id, ...} the way json.dumps does.
-  absl::StatusOr<std::string> RefsJson(const std::vector<std::pair<std::string, std::string>>& refs) {
+  absl::StatusOr<std::string> RefsJson(
+      const std::vector<std::pair<std::string, std::string>>& refs) {
     std::string body = "{";
     bool first = true;
     for (const auto& [name, id] : refs) {
@@ -177,8 +177,9 @@ class Deflater {
     }
     PETAL_ASSIGN_OR_RETURN(std::string dtype, PythonJsonString(array.dtype()));
     PETAL_ASSIGN_OR_RETURN(std::string stype, PythonJsonString(array.stype()));
-    std::string body = fmt::format(R"({{"dtype": {}, "shape": [{}], "stype": {}, "arraychunk_ids": [{}]}})",
-                                   dtype, shape, stype, indexes);
+    std::string body =
+        fmt::format(R"({{"dtype": {}, "shape": [{}], "stype": {}, "arraychunk_ids": [{}]}})", dtype,
+                    shape, stype, indexes);
     return Finish(kArray, std::move(chunks), std::move(body));
   }
 
@@ -231,11 +232,13 @@ class Inflater {
     }
     if (message.has_content()) return Bad(tree, "its body carries content inline");
     if (message.has_error()) {
-      if (!object.head.children.empty()) return Bad(tree, "it carries an error and also has children");
+      if (!object.head.children.empty())
+        return Bad(tree, "it carries an error and also has children");
     } else {
       if (object.head.children.size() != 1) {
-        return Bad(tree, fmt::format("it has no error, so it needs exactly one RecordDict child, not {}",
-                                     object.head.children.size()));
+        return Bad(tree,
+                   fmt::format("it has no error, so it needs exactly one RecordDict child, not {}",
+                               object.head.children.size()));
       }
       PETAL_ASSIGN_OR_RETURN(*message.mutable_content(), RecordDict(*object.children[0]));
     }
@@ -337,14 +340,16 @@ class Inflater {
       const auto& id = value.template get_ref<const std::string&>();
       auto pos = std::find(object.head.children.begin(), object.head.children.end(), id);
       if (pos == object.head.children.end()) {
-        return Bad(tree, fmt::format("entry '{}' refers to {}, which is not among its children", name, id));
+        return Bad(tree, fmt::format("entry '{}' refers to {}, which is not among its children",
+                                     name, id));
       }
       size_t index = static_cast<size_t>(pos - object.head.children.begin());
       used[index] = true;
       refs.emplace_back(name, index);
     }
     for (size_t i = 0; i < used.size(); ++i) {
-      if (!used[i]) return Bad(tree, fmt::format("child {} is not referred to", object.head.children[i]));
+      if (!used[i])
+        return Bad(tree, fmt::format("child {} is not referred to", object.head.children[i]));
     }
     return refs;
   }
@@ -385,10 +390,10 @@ class Inflater {
       PETAL_ASSIGN_OR_RETURN(*record.mutable_array_record(), ArrayRecord(tree));
     } else if (head->type == kConfigRecord || head->type == kMetricRecord) {
       PETAL_ASSIGN_OR_RETURN(Object leaf, Take(tree, head->type));
-      google::protobuf::MessageLite* body = head->type == kConfigRecord
-                                                ? static_cast<google::protobuf::MessageLite*>(
-                                                      record.mutable_config_record())
-                                                : record.mutable_metric_record();
+      google::protobuf::MessageLite* body =
+          head->type == kConfigRecord
+              ? static_cast<google::protobuf::MessageLite*>(record.mutable_config_record())
+              : record.mutable_metric_record();
       if (!body->ParseFromArray(leaf.body().data(), static_cast<int>(leaf.body().size()))) {
         return Bad(tree, fmt::format("its body is not a protobuf {}", head->type));
       }
@@ -497,13 +502,16 @@ absl::Status ValidateTreeNode(const ObjectTree& tree, int depth) {
         fmt::format("object tree is deeper than a Message tree can be ({} levels)", kMaxTreeDepth));
   }
   if (!IsValidObjectId(tree.object_id())) {
-    return absl::InvalidArgumentError(fmt::format("object tree holds an invalid id '{}'", tree.object_id()));
+    return absl::InvalidArgumentError(
+        fmt::format("object tree holds an invalid id '{}'", tree.object_id()));
   }
-  for (const auto& child : tree.children()) PETAL_RETURN_IF_ERROR(ValidateTreeNode(child, depth + 1));
+  for (const auto& child : tree.children())
+    PETAL_RETURN_IF_ERROR(ValidateTreeNode(child, depth + 1));
   return absl::OkStatus();
 }
 
-void PostOrder(const ObjectTree& tree, std::unordered_set<std::string>* seen, std::vector<std::string>* out) {
+void PostOrder(const ObjectTree& tree, std::unordered_set<std::string>* seen,
+               std::vector<std::string>* out) {
   for (const auto& child : tree.children()) PostOrder(child, seen, out);
   if (seen->insert(tree.object_id()).second) out->push_back(tree.object_id());
 }
@@ -519,10 +527,12 @@ std::string ObjectId(std::string_view content) {
 }
 
 bool IsValidObjectId(std::string_view id) {
-  return id.size() == 64 && std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isxdigit(c); });
+  return id.size() == 64 &&
+         std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isxdigit(c); });
 }
 
-std::string MakeObject(std::string_view type, const std::vector<std::string>& children, std::string_view body) {
+std::string MakeObject(std::string_view type, const std::vector<std::string>& children,
+                       std::string_view body) {
   std::string head = fmt::format("{} {} {}", type, fmt::join(children, ","), body.size());
   std::string out;
   out.reserve(head.size() + 1 + body.size());
@@ -541,13 +551,14 @@ absl::StatusOr<ObjectHead> ParseObjectHead(std::string_view object) {
   size_t first = head.find(' ');
   size_t second = first == std::string_view::npos ? first : head.find(' ', first + 1);
   if (second == std::string_view::npos || head.find(' ', second + 1) != std::string_view::npos) {
-    return absl::InvalidArgumentError(
-        fmt::format("object head '{}' is not '<type> <children> <body size>'", head.substr(0, 200)));
+    return absl::InvalidArgumentError(fmt::format(
+        "object head '{}' is not '<type> <children> <body size>'", head.substr(0, 200)));
   }
   ObjectHead out;
   out.type = std::string(head.substr(0, first));
   if (!IsKnownType(out.type)) {
-    return absl::InvalidArgumentError(fmt::format("object type '{}' is not supported", out.type.substr(0, 64)));
+    return absl::InvalidArgumentError(
+        fmt::format("object type '{}' is not supported", out.type.substr(0, 64)));
   }
   std::string_view children = head.substr(first + 1, second - first - 1);
   while (!children.empty()) {
@@ -560,13 +571,16 @@ absl::StatusOr<ObjectHead> ParseObjectHead(std::string_view object) {
     out.children.emplace_back(id);
     if (comma == std::string_view::npos) break;
     children.remove_prefix(comma + 1);
-    if (children.empty()) return absl::InvalidArgumentError("object head ends its child list with ','");
+    if (children.empty())
+      return absl::InvalidArgumentError("object head ends its child list with ','");
   }
   std::string_view size_text = head.substr(second + 1);
   uint64_t size = 0;
   if (size_text.empty() || size_text.size() > 19 ||
-      !std::all_of(size_text.begin(), size_text.end(), [](unsigned char c) { return std::isdigit(c); })) {
-    return absl::InvalidArgumentError(fmt::format("object head has a bad body size '{}'", size_text.substr(0, 32)));
+      !std::all_of(size_text.begin(), size_text.end(),
+                   [](unsigned char c) { return std::isdigit(c); })) {
+    return absl::InvalidArgumentError(
+        fmt::format("object head has a bad body size '{}'", size_text.substr(0, 32)));
   }
   for (char c : size_text) size = size * 10 + static_cast<uint64_t>(c - '0');
   out.body_offset = nul + 1;
@@ -599,13 +613,15 @@ absl::StatusOr<std::string> PythonJsonString(std::string_view text) {
       cp = c & 0x07;
       len = 4;
     } else {
-      return absl::InvalidArgumentError(fmt::format("invalid UTF-8 byte 0x{:02x} at offset {}", c, i));
+      return absl::InvalidArgumentError(
+          fmt::format("invalid UTF-8 byte 0x{:02x} at offset {}", c, i));
     }
     if (i + len > text.size()) return absl::InvalidArgumentError("truncated UTF-8 sequence");
     for (size_t k = 1; k < len; ++k) {
       unsigned char cc = static_cast<unsigned char>(text[i + k]);
       if ((cc & 0xc0) != 0x80) {
-        return absl::InvalidArgumentError(fmt::format("invalid UTF-8 continuation at offset {}", i + k));
+        return absl::InvalidArgumentError(
+            fmt::format("invalid UTF-8 continuation at offset {}", i + k));
       }
       cp = (cp << 6) | (cc & 0x3f);
     }
@@ -653,7 +669,8 @@ absl::StatusOr<std::string> PythonJsonString(std::string_view text) {
   return out;
 }
 
-absl::StatusOr<DeflatedMessage> DeflateMessage(const flwr::proto::Message& message, size_t chunk_size) {
+absl::StatusOr<DeflatedMessage> DeflateMessage(const flwr::proto::Message& message,
+                                               size_t chunk_size) {
   if (chunk_size == 0) return absl::InvalidArgumentError("chunk size must be > 0");
   if (message.has_content() == message.has_error()) {
     return absl::InvalidArgumentError("a message must carry exactly one of content and error");
@@ -676,7 +693,8 @@ std::vector<std::string> PostOrderObjectIds(const ObjectTree& tree) {
 
 absl::Status ValidateObjectTree(const ObjectTree& tree) { return ValidateTreeNode(tree, 1); }
 
-absl::StatusOr<flwr::proto::Message> InflateMessage(const ObjectTree& tree, ObjectContents& contents) {
+absl::StatusOr<flwr::proto::Message> InflateMessage(const ObjectTree& tree,
+                                                    ObjectContents& contents) {
   PETAL_RETURN_IF_ERROR(ValidateObjectTree(tree));
   Inflater inflater(contents, tree);
   return inflater.Message(tree);

@@ -1,12 +1,12 @@
 #include "client/fleet/records.h"
 
+#include <fmt/format.h>
+
 #include <limits>
 #include <set>
 #include <type_traits>
 #include <utility>
 #include <variant>
-
-#include <fmt/format.h>
 
 #include "common/internal/overloaded.h"
 #include "common/npy.h"
@@ -20,12 +20,13 @@ using flwr::proto::Array;
 
 absl::Status CheckArrayHeader(const Array& array, const NDArray& decoded) {
   if (array.stype() != kNumpyStype) {
-    return absl::InvalidArgumentError(
-        fmt::format("unsupported Array stype '{}' (only '{}' is understood)", array.stype(), kNumpyStype));
+    return absl::InvalidArgumentError(fmt::format(
+        "unsupported Array stype '{}' (only '{}' is understood)", array.stype(), kNumpyStype));
   }
   if (!array.dtype().empty() && array.dtype() != common::DTypeName(decoded.dtype())) {
-    return absl::InvalidArgumentError(fmt::format("Array dtype '{}' disagrees with its .npy data ({})",
-                                                  array.dtype(), common::DTypeName(decoded.dtype())));
+    return absl::InvalidArgumentError(
+        fmt::format("Array dtype '{}' disagrees with its .npy data ({})", array.dtype(),
+                    common::DTypeName(decoded.dtype())));
   }
   // A typed Array carries its shape; an untyped (legacy) one has shape ().
   if (!array.dtype().empty()) {
@@ -35,9 +36,9 @@ absl::Status CheckArrayHeader(const Array& array, const NDArray& decoded) {
     }
     if (!same) {
       std::vector<int64_t> shape(array.shape().begin(), array.shape().end());
-      return absl::InvalidArgumentError(fmt::format("Array shape {} disagrees with its .npy data {}",
-                                                    common::ShapeToString(shape),
-                                                    common::ShapeToString(decoded.shape())));
+      return absl::InvalidArgumentError(
+          fmt::format("Array shape {} disagrees with its .npy data {}",
+                      common::ShapeToString(shape), common::ShapeToString(decoded.shape())));
     }
   }
   return absl::OkStatus();
@@ -45,8 +46,8 @@ absl::Status CheckArrayHeader(const Array& array, const NDArray& decoded) {
 
 absl::Status CheckStype(const Array& array) {
   if (array.stype() != kNumpyStype) {
-    return absl::InvalidArgumentError(
-        fmt::format("unsupported Array stype '{}' (only '{}' is understood)", array.stype(), kNumpyStype));
+    return absl::InvalidArgumentError(fmt::format(
+        "unsupported Array stype '{}' (only '{}' is understood)", array.stype(), kNumpyStype));
   }
   return absl::OkStatus();
 }
@@ -62,8 +63,9 @@ absl::StatusOr<Array> ArrayFromNDArray(const NDArray& array, ArrayStyle style) {
     out.set_dtype(std::string(common::DTypeName(array.dtype())));
     for (int64_t dim : array.shape()) {
       if (dim > std::numeric_limits<int32_t>::max()) {
-        return absl::InvalidArgumentError(fmt::format(
-            "array {} has a dimension that does not fit Flower's int32 shape", array.DebugString()));
+        return absl::InvalidArgumentError(
+            fmt::format("array {} has a dimension that does not fit Flower's int32 shape",
+                        array.DebugString()));
       }
       out.add_shape(static_cast<int32_t>(dim));
     }
@@ -189,32 +191,37 @@ absl::StatusOr<common::Scalar> MetricValueToScalar(const flwr::proto::MetricReco
   }
 }
 
-void AddArrayRecord(flwr::proto::RecordDict* dict, std::string key, flwr::proto::ArrayRecord record) {
+void AddArrayRecord(flwr::proto::RecordDict* dict, std::string key,
+                    flwr::proto::ArrayRecord record) {
   auto* item = dict->add_items();
   item->set_key(std::move(key));
   *item->mutable_array_record() = std::move(record);
 }
 
-void AddConfigRecord(flwr::proto::RecordDict* dict, std::string key, flwr::proto::ConfigRecord record) {
+void AddConfigRecord(flwr::proto::RecordDict* dict, std::string key,
+                     flwr::proto::ConfigRecord record) {
   auto* item = dict->add_items();
   item->set_key(std::move(key));
   *item->mutable_config_record() = std::move(record);
 }
 
-void AddMetricRecord(flwr::proto::RecordDict* dict, std::string key, flwr::proto::MetricRecord record) {
+void AddMetricRecord(flwr::proto::RecordDict* dict, std::string key,
+                     flwr::proto::MetricRecord record) {
   auto* item = dict->add_items();
   item->set_key(std::move(key));
   *item->mutable_metric_record() = std::move(record);
 }
 
-const flwr::proto::RecordDict::Item* FindRecord(const flwr::proto::RecordDict& dict, std::string_view key) {
+const flwr::proto::RecordDict::Item* FindRecord(const flwr::proto::RecordDict& dict,
+                                                std::string_view key) {
   for (const auto& item : dict.items()) {
     if (item.key() == key) return &item;
   }
   return nullptr;
 }
 
-flwr::proto::RecordDict::Item* FindMutableRecord(flwr::proto::RecordDict* dict, std::string_view key) {
+flwr::proto::RecordDict::Item* FindMutableRecord(flwr::proto::RecordDict* dict,
+                                                 std::string_view key) {
   for (auto& item : *dict->mutable_items()) {
     if (item.key() == key) return &item;
   }
@@ -266,7 +273,8 @@ absl::Status ValidateRecordDict(const flwr::proto::RecordDict& dict) {
                                               fmt::format("MetricRecord '{}'", item.key())));
         break;
       case Item::VALUE_NOT_SET:
-        return absl::InvalidArgumentError(fmt::format("RecordDict item '{}' holds no record", item.key()));
+        return absl::InvalidArgumentError(
+            fmt::format("RecordDict item '{}' holds no record", item.key()));
     }
   }
   return absl::OkStatus();

@@ -64,12 +64,17 @@ bool ScalarToMetricValue(const common::Scalar& value, flwr::proto::MetricRecordV
 absl::StatusOr<common::Scalar> MetricValueToScalar(const flwr::proto::MetricRecordValue& value);
 
 // Record builders/accessors over RecordDict items.
-void AddArrayRecord(flwr::proto::RecordDict* dict, std::string key, flwr::proto::ArrayRecord record);
-void AddConfigRecord(flwr::proto::RecordDict* dict, std::string key, flwr::proto::ConfigRecord record);
-void AddMetricRecord(flwr::proto::RecordDict* dict, std::string key, flwr::proto::MetricRecord record);
+void AddArrayRecord(flwr::proto::RecordDict* dict, std::string key,
+                    flwr::proto::ArrayRecord record);
+void AddConfigRecord(flwr::proto::RecordDict* dict, std::string key,
+                     flwr::proto::ConfigRecord record);
+void AddMetricRecord(flwr::proto::RecordDict* dict, std::string key,
+                     flwr::proto::MetricRecord record);
 // The item named `key`, or null.
-const flwr::proto::RecordDict::Item* FindRecord(const flwr::proto::RecordDict& dict, std::string_view key);
-flwr::proto::RecordDict::Item* FindMutableRecord(flwr::proto::RecordDict* dict, std::string_view key);
+const flwr::proto::RecordDict::Item* FindRecord(const flwr::proto::RecordDict& dict,
+                                                std::string_view key);
+flwr::proto::RecordDict::Item* FindMutableRecord(flwr::proto::RecordDict* dict,
+                                                 std::string_view key);
 
 // Adds one metric/config value (Python typing for integers).
 void AddMetric(flwr::proto::MetricRecord* record, std::string key, double value);

@@ -3,25 +3,23 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "common/status_macros.h"
 
@@ -34,7 +32,8 @@ constexpr absl::Duration kMaxIdle = absl::Seconds(3);
 
 std::string Lower(std::string_view s) {
   std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return out;
 }
 
@@ -113,7 +112,8 @@ absl::StatusOr<std::pair<std::string, int>> ParseHostPort(std::string_view addre
   std::string_view port;
   if (!address.empty() && address.front() == '[') {
     size_t close = address.find(']');
-    if (close == std::string_view::npos || close + 1 >= address.size() || address[close + 1] != ':') {
+    if (close == std::string_view::npos || close + 1 >= address.size() ||
+        address[close + 1] != ':') {
       return absl::InvalidArgumentError(fmt::format("address '{}' is not [ipv6]:port", address));
     }
     host = address.substr(1, close - 1);
@@ -121,8 +121,8 @@ absl::StatusOr<std::pair<std::string, int>> ParseHostPort(std::string_view addre
   } else {
     size_t colon = address.rfind(':');
     if (colon == std::string_view::npos || address.find(':') != colon) {
-      return absl::InvalidArgumentError(
-          fmt::format("address '{}' is not host:port (write IPv6 addresses as [addr]:port)", address));
+      return absl::InvalidArgumentError(fmt::format(
+          "address '{}' is not host:port (write IPv6 addresses as [addr]:port)", address));
     }
     host = address.substr(0, colon);
     port = address.substr(colon + 1);
@@ -158,11 +158,13 @@ absl::Status HttpResponseParser::ParseHead(std::string_view head) {
       !std::isdigit(static_cast<unsigned char>(status_line[9])) ||
       !std::isdigit(static_cast<unsigned char>(status_line[10])) ||
       !std::isdigit(static_cast<unsigned char>(status_line[11]))) {
-    return absl::InvalidArgumentError(fmt::format("malformed HTTP status line '{}'", Printable(status_line)));
+    return absl::InvalidArgumentError(
+        fmt::format("malformed HTTP status line '{}'", Printable(status_line)));
   }
   const bool http10 = status_line[7] == '0';
   response_ = HttpResponse();
-  response_.status = (status_line[9] - '0') * 100 + (status_line[10] - '0') * 10 + (status_line[11] - '0');
+  response_.status =
+      (status_line[9] - '0') * 100 + (status_line[10] - '0') * 10 + (status_line[11] - '0');
   response_.reason = std::string(Trim(status_line.substr(12)));
   bool chunked = false;
   bool has_length = false;
@@ -176,23 +178,27 @@ absl::Status HttpResponseParser::ParseHead(std::string_view head) {
     if (line.empty()) continue;
     size_t colon = line.find(':');
     if (colon == std::string_view::npos || colon == 0) {
-      return absl::InvalidArgumentError(fmt::format("malformed HTTP header line '{}'", Printable(line)));
+      return absl::InvalidArgumentError(
+          fmt::format("malformed HTTP header line '{}'", Printable(line)));
     }
     std::string name = Lower(Trim(line.substr(0, colon)));
     std::string value(Trim(line.substr(colon + 1)));
     if (name == "content-length") {
       if (value.empty() || value.size() > 19 ||
-          !std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
+          !std::all_of(value.begin(), value.end(),
+                       [](unsigned char c) { return std::isdigit(c); })) {
         return absl::InvalidArgumentError(fmt::format("bad Content-Length '{}'", Printable(value)));
       }
       uint64_t v = std::stoull(value);
-      if (has_length && v != length) return absl::InvalidArgumentError("conflicting Content-Length headers");
+      if (has_length && v != length)
+        return absl::InvalidArgumentError("conflicting Content-Length headers");
       length = v;
       has_length = true;
     } else if (name == "transfer-encoding") {
       std::string lower = Lower(value);
       if (lower != "chunked") {
-        return absl::InvalidArgumentError(fmt::format("unsupported Transfer-Encoding '{}'", Printable(value)));
+        return absl::InvalidArgumentError(
+            fmt::format("unsupported Transfer-Encoding '{}'", Printable(value)));
       }
       chunked = true;
     } else if (name == "connection") {
@@ -249,7 +255,8 @@ absl::StatusOr<bool> HttpResponseParser::Process() {
         }
         PETAL_RETURN_IF_ERROR(ParseHead(std::string_view(buffer_).substr(pos, end + 2 - pos)));
         pos = end + 4;
-        if (response_.status >= 100 && response_.status < 200) state_ = State::kHead;  // 100 Continue
+        if (response_.status >= 100 && response_.status < 200)
+          state_ = State::kHead;  // 100 Continue
         break;
       }
       case State::kBody: {
@@ -264,14 +271,17 @@ absl::StatusOr<bool> HttpResponseParser::Process() {
       case State::kChunkSize: {
         size_t end = buffer_.find("\r\n", pos);
         if (end == std::string::npos) {
-          if (buffer_.size() - pos > 1024) return absl::InvalidArgumentError("HTTP chunk size line too long");
+          if (buffer_.size() - pos > 1024)
+            return absl::InvalidArgumentError("HTTP chunk size line too long");
           return done(false);
         }
         std::string_view line = std::string_view(buffer_).substr(pos, end - pos);
         line = Trim(line.substr(0, line.find(';')));
         if (line.empty() || line.size() > 15 ||
-            !std::all_of(line.begin(), line.end(), [](unsigned char c) { return std::isxdigit(c); })) {
-          return absl::InvalidArgumentError(fmt::format("bad HTTP chunk size '{}'", Printable(line)));
+            !std::all_of(line.begin(), line.end(),
+                         [](unsigned char c) { return std::isxdigit(c); })) {
+          return absl::InvalidArgumentError(
+              fmt::format("bad HTTP chunk size '{}'", Printable(line)));
         }
         size_t size = std::stoull(std::string(line), nullptr, 16);
         pos = end + 2;
@@ -298,7 +308,8 @@ absl::StatusOr<bool> HttpResponseParser::Process() {
       }
       case State::kChunkDataEnd: {
         if (buffer_.size() - pos < 2) return done(false);
-        if (buffer_.compare(pos, 2, "\r\n") != 0) return absl::InvalidArgumentError("HTTP chunk not ended by CRLF");
+        if (buffer_.compare(pos, 2, "\r\n") != 0)
+          return absl::InvalidArgumentError("HTTP chunk not ended by CRLF");
         pos += 2;
         state_ = State::kChunkSize;
         break;
@@ -306,7 +317,8 @@ absl::StatusOr<bool> HttpResponseParser::Process() {
       case State::kTrailers: {
         size_t end = buffer_.find("\r\n", pos);
         if (end == std::string::npos) {
-          if (buffer_.size() - pos > kMaxHeadSize) return absl::ResourceExhaustedError("HTTP trailers too long");
+          if (buffer_.size() - pos > kMaxHeadSize)
+            return absl::ResourceExhaustedError("HTTP trailers too long");
           return done(false);
         }
         bool empty = end == pos;
@@ -345,8 +357,9 @@ absl::StatusOr<bool> HttpResponseParser::FeedEof() {
     return true;
   }
   if (state_ == State::kDone) return true;
-  return absl::UnavailableError(started_ ? "the server closed the connection in the middle of its response"
-                                         : "the server closed the connection without answering");
+  return absl::UnavailableError(
+      started_ ? "the server closed the connection in the middle of its response"
+               : "the server closed the connection without answering");
 }
 
 // --- connections ---------------------------------------------------------------
@@ -381,20 +394,22 @@ class HttpClient::Connection {
     std::string port = std::to_string(endpoint.port);
     int rc = getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &result);
     if (rc != 0) {
-      return absl::UnavailableError(fmt::format("cannot resolve '{}': {}", endpoint.host, gai_strerror(rc)));
+      return absl::UnavailableError(
+          fmt::format("cannot resolve '{}': {}", endpoint.host, gai_strerror(rc)));
     }
     std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> guard(result, freeaddrinfo);
     absl::Status last = absl::UnavailableError("no address");
     for (addrinfo* ai = result; ai != nullptr; ai = ai->ai_next) {
       last = ConnectTo(ai, deadline);
       if (last.ok()) break;
-      if (last.code() == absl::StatusCode::kCancelled || last.code() == absl::StatusCode::kDeadlineExceeded) {
+      if (last.code() == absl::StatusCode::kCancelled ||
+          last.code() == absl::StatusCode::kDeadlineExceeded) {
         return last;
       }
     }
     if (!last.ok()) {
-      return absl::Status(last.code(), fmt::format("cannot connect to {}:{}: {}", endpoint.host, endpoint.port,
-                                                   std::string(last.message())));
+      return absl::Status(last.code(), fmt::format("cannot connect to {}:{}: {}", endpoint.host,
+                                                   endpoint.port, std::string(last.message())));
     }
     int one = 1;
     setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -409,7 +424,8 @@ class HttpClient::Connection {
         int n = 0;
         {
           ScopedSigpipeBlock block;
-          n = SSL_write(ssl_, data.data(), static_cast<int>(std::min<size_t>(data.size(), 1 << 30)));
+          n = SSL_write(ssl_, data.data(),
+                        static_cast<int>(std::min<size_t>(data.size(), 1 << 30)));
         }
         if (n > 0) {
           data.remove_prefix(static_cast<size_t>(n));
@@ -506,10 +522,13 @@ class HttpClient::Connection {
       }
       long verify = SSL_get_verify_result(ssl_);
       std::string why = OpenSslErrors();
-      if (verify != X509_V_OK) why = fmt::format("certificate verification failed: {}", X509_verify_cert_error_string(verify));
+      if (verify != X509_V_OK)
+        why = fmt::format("certificate verification failed: {}",
+                          X509_verify_cert_error_string(verify));
       // A TLS failure is a configuration problem, not an outage.
-      return absl::FailedPreconditionError(
-          fmt::format("TLS handshake with {}:{} failed: {}", endpoint.host, endpoint.port, why.empty() ? "closed" : why));
+      return absl::FailedPreconditionError(fmt::format("TLS handshake with {}:{} failed: {}",
+                                                       endpoint.host, endpoint.port,
+                                                       why.empty() ? "closed" : why));
     }
   }
 
@@ -518,15 +537,18 @@ class HttpClient::Connection {
     if (err == SSL_ERROR_WANT_READ) return WaitFor(POLLIN, deadline);
     if (err == SSL_ERROR_WANT_WRITE) return WaitFor(POLLOUT, deadline);
     std::string why = OpenSslErrors();
-    return absl::UnavailableError(fmt::format("TLS {} failed: {}", what, why.empty() ? std::strerror(errno) : why));
+    return absl::UnavailableError(
+        fmt::format("TLS {} failed: {}", what, why.empty() ? std::strerror(errno) : why));
   }
 
   absl::Status WaitFor(short events, absl::Time deadline) {
     while (true) {
       absl::Duration left = deadline - absl::Now();
-      if (left <= absl::ZeroDuration()) return absl::DeadlineExceededError("the HTTP request timed out");
+      if (left <= absl::ZeroDuration())
+        return absl::DeadlineExceededError("the HTTP request timed out");
       pollfd fds[2] = {{fd_, events, 0}, {wake_fd_, POLLIN, 0}};
-      int timeout_ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 60'000));
+      int timeout_ms =
+          static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 60'000));
       int rc = poll(fds, 2, timeout_ms);
       if (rc < 0) {
         if (errno == EINTR) continue;
@@ -544,11 +566,13 @@ class HttpClient::Connection {
 
 // --- client --------------------------------------------------------------------
 
-absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(HttpEndpoint endpoint, size_t max_body) {
+absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(HttpEndpoint endpoint,
+                                                               size_t max_body) {
   SSL_CTX* ctx = nullptr;
   if (endpoint.tls) {
     ctx = SSL_CTX_new(TLS_client_method());
-    if (ctx == nullptr) return absl::InternalError("cannot create a TLS context: " + OpenSslErrors());
+    if (ctx == nullptr)
+      return absl::InternalError("cannot create a TLS context: " + OpenSslErrors());
     std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> guard(ctx, SSL_CTX_free);
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
@@ -559,7 +583,8 @@ absl::StatusOr<std::unique_ptr<HttpClient>> HttpClient::Create(HttpEndpoint endp
       }
     } else {
       std::unique_ptr<BIO, decltype(&BIO_free)> bio(
-          BIO_new_mem_buf(endpoint.root_certificates_pem.data(), static_cast<int>(endpoint.root_certificates_pem.size())),
+          BIO_new_mem_buf(endpoint.root_certificates_pem.data(),
+                          static_cast<int>(endpoint.root_certificates_pem.size())),
           BIO_free);
       X509_STORE* store = SSL_CTX_get_cert_store(ctx);
       int loaded = 0;
@@ -596,7 +621,8 @@ void HttpClient::CancelInFlight() {
 }
 
 absl::StatusOr<std::unique_ptr<HttpClient::Connection>> HttpClient::Acquire(absl::Time deadline,
-                                                                          uint64_t generation, bool* reused) {
+                                                                            uint64_t generation,
+                                                                            bool* reused) {
   std::unique_ptr<Connection> connection;
   {
     absl::MutexLock lock(&mu_);
@@ -616,8 +642,8 @@ absl::StatusOr<std::unique_ptr<HttpClient::Connection>> HttpClient::Acquire(absl
     busy_.push_back(connection.get());
   }
   if (!*reused) {
-    absl::Status status =
-        connection->Connect(endpoint_, ssl_ctx_, std::min(deadline, absl::Now() + endpoint_.connect_timeout));
+    absl::Status status = connection->Connect(
+        endpoint_, ssl_ctx_, std::min(deadline, absl::Now() + endpoint_.connect_timeout));
     if (!status.ok()) {
       absl::MutexLock lock(&mu_);
       busy_.erase(std::find(busy_.begin(), busy_.end(), connection.get()));
@@ -640,7 +666,8 @@ absl::StatusOr<HttpResponse> HttpClient::Attempt(Connection& connection, const s
   std::string buf(64 * 1024, '\0');
   while (true) {
     PETAL_ASSIGN_OR_RETURN(size_t n, connection.ReadSome(buf.data(), buf.size(), deadline));
-    absl::StatusOr<bool> complete = n == 0 ? parser.FeedEof() : parser.Feed(std::string_view(buf.data(), n));
+    absl::StatusOr<bool> complete =
+        n == 0 ? parser.FeedEof() : parser.Feed(std::string_view(buf.data(), n));
     *response_started = parser.started();
     if (!complete.ok()) return complete.status();
     if (*complete) {
@@ -658,11 +685,14 @@ absl::StatusOr<HttpResponse> HttpClient::Post(std::string_view path, const HttpH
     generation = generation_;
   }
   const bool v6 = endpoint_.host.find(':') != std::string::npos;
-  std::string request = fmt::format("POST {} HTTP/1.1\r\nHost: {}{}{}:{}\r\nContent-Length: {}\r\n", path,
-                                    v6 ? "[" : "", endpoint_.host, v6 ? "]" : "", endpoint_.port, body.size());
+  std::string request =
+      fmt::format("POST {} HTTP/1.1\r\nHost: {}{}{}:{}\r\nContent-Length: {}\r\n", path,
+                  v6 ? "[" : "", endpoint_.host, v6 ? "]" : "", endpoint_.port, body.size());
   for (const auto& [name, value] : headers) {
-    if (name.find_first_of("\r\n:") != std::string::npos || value.find_first_of("\r\n") != std::string::npos) {
-      return absl::InvalidArgumentError(fmt::format("HTTP header '{}' contains a line break or colon", name));
+    if (name.find_first_of("\r\n:") != std::string::npos ||
+        value.find_first_of("\r\n") != std::string::npos) {
+      return absl::InvalidArgumentError(
+          fmt::format("HTTP header '{}' contains a line break or colon", name));
     }
     request += fmt::format("{}: {}\r\n", name, value);
   }
@@ -671,15 +701,18 @@ absl::StatusOr<HttpResponse> HttpClient::Post(std::string_view path, const HttpH
 
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
-    PETAL_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection, Acquire(deadline, generation, &reused));
+    PETAL_ASSIGN_OR_RETURN(std::unique_ptr<Connection> connection,
+                           Acquire(deadline, generation, &reused));
     bool started = false;
     absl::StatusOr<HttpResponse> response = Attempt(*connection, request, deadline, &started);
-    if (!response.ok()) connection->last_used = absl::InfinitePast();  // never reuse a failed connection
+    if (!response.ok())
+      connection->last_used = absl::InfinitePast();  // never reuse a failed connection
     Release(std::move(connection));
     if (response.ok()) return response;
     // A kept-alive connection the server closed while idle fails before any
     // response byte: send once more on a fresh connection.
-    if (attempt == 0 && reused && !started && response.status().code() == absl::StatusCode::kUnavailable) {
+    if (attempt == 0 && reused && !started &&
+        response.status().code() == absl::StatusCode::kUnavailable) {
       continue;
     }
     return response.status();

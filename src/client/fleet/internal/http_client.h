@@ -81,13 +81,22 @@ class HttpResponseParser {
   HttpResponse& response() { return response_; }
 
  private:
-  enum class State { kHead, kBody, kChunkSize, kChunkData, kChunkDataEnd, kTrailers, kUntilEof, kDone };
+  enum class State {
+    kHead,
+    kBody,
+    kChunkSize,
+    kChunkData,
+    kChunkDataEnd,
+    kTrailers,
+    kUntilEof,
+    kDone
+  };
   absl::Status ParseHead(std::string_view head);
   absl::StatusOr<bool> Process();
 
   size_t max_body_;
   State state_ = State::kHead;
-  std::string buffer_;  // unconsumed bytes
+  std::string buffer_;    // unconsumed bytes
   size_t remaining_ = 0;  // of the body or current chunk
   bool started_ = false;
   bool keep_alive_ = true;
@@ -107,8 +116,8 @@ class HttpClient {
   // Sends one POST and waits for its response until `deadline`. A request
   // that fails on a reused connection before any response byte arrived (the
   // server closed it while idle) is sent once more on a fresh connection.
-  absl::StatusOr<HttpResponse> Post(std::string_view path, const HttpHeaders& headers, std::string_view body,
-                                    absl::Time deadline);
+  absl::StatusOr<HttpResponse> Post(std::string_view path, const HttpHeaders& headers,
+                                    std::string_view body, absl::Time deadline);
 
   // Aborts every request in flight now (they return Cancelled); later
   // requests are unaffected.
@@ -120,10 +129,11 @@ class HttpClient {
   class Connection;
   HttpClient(HttpEndpoint endpoint, size_t max_body, SSL_CTX* ssl_ctx);
 
-  absl::StatusOr<std::unique_ptr<Connection>> Acquire(absl::Time deadline, uint64_t generation, bool* reused);
+  absl::StatusOr<std::unique_ptr<Connection>> Acquire(absl::Time deadline, uint64_t generation,
+                                                      bool* reused);
   void Release(std::unique_ptr<Connection> connection);
-  absl::StatusOr<HttpResponse> Attempt(Connection& connection, const std::string& request, absl::Time deadline,
-                                       bool* response_started);
+  absl::StatusOr<HttpResponse> Attempt(Connection& connection, const std::string& request,
+                                       absl::Time deadline, bool* response_started);
 
   HttpEndpoint endpoint_;
   size_t max_body_;
