@@ -16,6 +16,7 @@
 //
 // Exit status: 0 after the server's goodbye, 1 for bad flags, 2 when the server
 // stayed unreachable, 3 for another fatal error, 130 when stopped by a signal.
+#include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -26,8 +27,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -92,9 +91,8 @@ class QuadraticClient final : public petal::client::Client {
           fmt::format("config 'local_epochs' must be in [0, 1000000] (got {})", *epochs));
     }
     if (!std::isfinite(*lr) || !std::isfinite(*mu) || *mu < 0) {
-      return absl::InvalidArgumentError(
-          fmt::format("config 'lr' must be finite and 'proximal_mu' finite and >= 0 (got {}, {})",
-                      *lr, *mu));
+      return absl::InvalidArgumentError(fmt::format(
+          "config 'lr' must be finite and 'proximal_mu' finite and >= 0 (got {}, {})", *lr, *mu));
     }
 
     NDArrays updated;
@@ -112,8 +110,11 @@ class QuadraticClient final : public petal::client::Client {
       loss += HalfSquaredDistance(*out);
       updated.push_back(*std::move(out));
     }
-    ConfigMap metrics{{"loss", loss}, {"proximal_mu", *mu}, {"lr", *lr},
-                      {"local_epochs", *epochs}, {"target", target_}};
+    ConfigMap metrics{{"loss", loss},
+                      {"proximal_mu", *mu},
+                      {"lr", *lr},
+                      {"local_epochs", *epochs},
+                      {"target", target_}};
     return petal::client::FitRes{petal::common::SuccessStatus(), std::move(updated), num_examples_,
                                  std::move(metrics)};
   }
@@ -131,8 +132,8 @@ class QuadraticClient final : public petal::client::Client {
   // The model must have exactly our layout, in our dtype, with finite values.
   absl::Status CheckModel(const NDArrays& arrays) const {
     if (arrays.size() != spec_.shapes.size()) {
-      return absl::InvalidArgumentError(fmt::format("expected {} arrays, got {}",
-                                                    spec_.shapes.size(), arrays.size()));
+      return absl::InvalidArgumentError(
+          fmt::format("expected {} arrays, got {}", spec_.shapes.size(), arrays.size()));
     }
     for (size_t i = 0; i < arrays.size(); ++i) {
       const NDArray& a = arrays[i];
@@ -142,9 +143,9 @@ class QuadraticClient final : public petal::client::Client {
                                                       petal::common::DTypeName(spec_.dtype)));
       }
       if (a.shape() != spec_.shapes[i]) {
-        return absl::InvalidArgumentError(
-            fmt::format("array {}: shape {}, expected {}", i, petal::common::ShapeToString(a.shape()),
-                        petal::common::ShapeToString(spec_.shapes[i])));
+        return absl::InvalidArgumentError(fmt::format(
+            "array {}: shape {}, expected {}", i, petal::common::ShapeToString(a.shape()),
+            petal::common::ShapeToString(spec_.shapes[i])));
       }
       const std::vector<double> v = ToDoubles(a);
       for (size_t j = 0; j < v.size(); ++j) {
@@ -285,8 +286,7 @@ absl::StatusOr<Flags> ReadFlags(const petal::common::CommandLine& cli) {
   } else if (dtype == "float64") {
     f.model.dtype = DType::kFloat64;
   } else {
-    return absl::InvalidArgumentError(
-        fmt::format("--dtype: '{}' (use float32 or float64)", dtype));
+    return absl::InvalidArgumentError(fmt::format("--dtype: '{}' (use float32 or float64)", dtype));
   }
   if (f.num_examples < 0) return absl::InvalidArgumentError("--num-examples must be >= 0");
   f.stats_json = cli.Get("stats-json");
@@ -337,8 +337,8 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGUSR1);  // "main is done"
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  petal::common::CommandLine cli("quadratic_client",
-                                 "A Flower client (Petal SDK) that minimizes 1/2 ||w - target||^2.");
+  petal::common::CommandLine cli(
+      "quadratic_client", "A Flower client (Petal SDK) that minimizes 1/2 ||w - target||^2.");
   cli.AddFlag("server", "HOST:PORT", "Flower server address", "127.0.0.1:8080");
   cli.AddFlag("transport", "KIND", "grpc-bidi (start_server) or grpc-rere (SuperLink)",
               "grpc-bidi");

@@ -1,9 +1,8 @@
 #include "client/channel.h"
 
+#include <fmt/format.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/support/channel_arguments.h>
-
-#include <fmt/format.h>
 
 #include "common/file_util.h"
 #include "common/status_macros.h"

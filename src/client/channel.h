@@ -13,11 +13,11 @@
 // backoff. Thread-safe after creation.
 #pragma once
 
-#include <memory>
-#include <string>
-
 #include <grpcpp/channel.h>
 #include <grpcpp/security/credentials.h>
+
+#include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "client/transport.h"

@@ -54,7 +54,10 @@ class Client {
   }
   virtual absl::StatusOr<EvaluateRes> Evaluate(const EvaluateIns& ins) {
     return EvaluateRes{
-        {common::Code::kEvaluateNotImplemented, "Client does not implement `evaluate`"}, 0.0f, 0, {}};
+        {common::Code::kEvaluateNotImplemented, "Client does not implement `evaluate`"},
+        0.0f,
+        0,
+        {}};
   }
 };
 

@@ -1,9 +1,9 @@
 #include "client/connection_config.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <optional>
-
-#include <fmt/format.h>
 
 #include "absl/strings/numbers.h"
 
@@ -31,7 +31,8 @@ void ReadDuration(common::ConfigReader& r, const std::string& key, absl::Duratio
   r.Read(key, &text);
   std::optional<absl::Duration> d = ParseDurationText(text);
   if (!d.has_value()) {
-    r.Fail(key, fmt::format("'{}' is not a duration (e.g. 500ms, 20s, 10m, inf, or seconds)", text));
+    r.Fail(key,
+           fmt::format("'{}' is not a duration (e.g. 500ms, 20s, 10m, inf, or seconds)", text));
     return;
   }
   if (*d < absl::ZeroDuration()) {

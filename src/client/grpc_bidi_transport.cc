@@ -1,17 +1,16 @@
 #include "client/grpc_bidi_transport.h"
 
+#include <fmt/format.h>
+#include <grpcpp/alarm.h>
+#include <grpcpp/client_context.h>
+#include <grpcpp/completion_queue.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
-
-#include <grpcpp/alarm.h>
-#include <grpcpp/client_context.h>
-#include <grpcpp/completion_queue.h>
-
-#include <fmt/format.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -43,8 +42,7 @@ absl::Status FromGrpc(const grpc::Status& status) {
 }
 
 std::chrono::system_clock::time_point DeadlineAfter(absl::Duration d) {
-  return std::chrono::system_clock::now() +
-         std::chrono::microseconds(absl::ToInt64Microseconds(d));
+  return std::chrono::system_clock::now() + std::chrono::microseconds(absl::ToInt64Microseconds(d));
 }
 
 enum class SessionEnd {
@@ -59,9 +57,9 @@ enum class SessionEnd {
 
 struct SessionResult {
   SessionEnd end = SessionEnd::kConnectFailed;
-  absl::Status status;           // why the session ended (non-OK unless goodbye/reconnect)
-  bool connected = false;        // the stream reached the server
-  int64_t instructions = 0;      // instructions answered in this session
+  absl::Status status;       // why the session ended (non-OK unless goodbye/reconnect)
+  bool connected = false;    // the stream reached the server
+  int64_t instructions = 0;  // instructions answered in this session
   int64_t reconnect_seconds = 0;
 };
 
@@ -138,8 +136,8 @@ SessionResult GrpcBidiTransport::RunSession(Client& client) {
 
   SessionResult result;
   {
-    std::unique_ptr<grpc::ClientAsyncReaderWriter<flwr::proto::ClientMessage,
-                                                  flwr::proto::ServerMessage>>
+    std::unique_ptr<
+        grpc::ClientAsyncReaderWriter<flwr::proto::ClientMessage, flwr::proto::ServerMessage>>
         stream = stub->PrepareAsyncJoin(&context, &cq);
     ScopedStopCallback cancel_on_stop(stop_, [&context] { context.TryCancel(); });
     auto finish = [&] {
@@ -247,9 +245,9 @@ SessionResult GrpcBidiTransport::RunSession(Client& client) {
           finish();
           grace_alarm.Cancel();
           result.reconnect_seconds = handled.reconnect_seconds;
-          result.end = stop_.stopped()                   ? SessionEnd::kStopped
-                       : handled.reconnect_seconds > 0   ? SessionEnd::kReconnect
-                                                         : SessionEnd::kGoodbye;
+          result.end = stop_.stopped()                 ? SessionEnd::kStopped
+                       : handled.reconnect_seconds > 0 ? SessionEnd::kReconnect
+                                                       : SessionEnd::kGoodbye;
           if (handled.reconnect_seconds < 0) {
             log::Warn("[{}] ReconnectIns with negative seconds ({}) treated as a goodbye", name,
                       handled.reconnect_seconds);
@@ -306,9 +304,8 @@ absl::Status GrpcBidiTransport::Run(Client& client) {
       case SessionEnd::kProtocolError: {
         const std::string_view what = session.end == SessionEnd::kConnectFailed
                                           ? "cannot reach the server"
-                                          : session.end == SessionEnd::kLost
-                                                ? "lost the connection"
-                                                : "closed the connection";
+                                      : session.end == SessionEnd::kLost ? "lost the connection"
+                                                                         : "closed the connection";
         std::optional<absl::Duration> delay = backoff.NextDelay();
         if (!delay.has_value()) {
           const absl::Status gave_up = absl::UnavailableError(fmt::format(

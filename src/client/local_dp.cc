@@ -1,11 +1,11 @@
 #include "client/local_dp.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <sstream>
 #include <utility>
 #include <vector>
-
-#include <fmt/format.h>
 
 namespace petal::client {
 namespace {

@@ -82,8 +82,7 @@ class LocalDp {
   // records one round. `reference` (w_global) and `trained` must have the same
   // count, dtypes and shapes, floating point dtypes (float32/float64) and
   // finite values: InvalidArgument naming the array otherwise (nothing changes).
-  absl::StatusOr<DpRelease> Privatize(const common::NDArrays& reference,
-                                      common::NDArrays* trained);
+  absl::StatusOr<DpRelease> Privatize(const common::NDArrays& reference, common::NDArrays* trained);
 
   const LocalDpOptions& options() const { return options_; }
   RdpAccountant& accountant() { return accountant_; }

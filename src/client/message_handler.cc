@@ -1,10 +1,10 @@
 #include "client/message_handler.h"
 
-#include <exception>
-#include <utility>
-#include <type_traits>
-
 #include <fmt/format.h>
+
+#include <exception>
+#include <type_traits>
+#include <utility>
 
 #include "common/serde.h"
 #include "common/status_macros.h"
@@ -78,9 +78,10 @@ template <typename Ins, typename Call, typename Encode>
 void Serve(InstructionKind kind, absl::StatusOr<Ins> ins, Call&& call, Encode&& encode,
            HandledInstruction& out) {
   using ResOr = decltype(call(std::declval<const Ins&>()));
-  ResOr res = ins.ok() ? CallGuarded([&] { return call(*ins); })
-                       : ResOr(common::Annotate(ins.status(),
-                                                fmt::format("{}_ins", InstructionName(kind))));
+  ResOr res =
+      ins.ok()
+          ? CallGuarded([&] { return call(*ins); })
+          : ResOr(common::Annotate(ins.status(), fmt::format("{}_ins", InstructionName(kind))));
   ClientMessage reply;
   if (res.ok()) {
     out.failed = res->status.code != common::Code::kOk;

@@ -1,11 +1,11 @@
 #include "client/retry.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <random>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace petal::client {
 namespace {
@@ -59,10 +59,10 @@ Clock& SystemClock() {
 }
 
 std::function<double()> MakeJitterSource(std::optional<uint64_t> seed) {
-  const uint64_t s = seed.has_value() ? *seed : (uint64_t{std::random_device{}()} << 32) ^
-                                                    std::random_device{}();
-  return [engine = std::mt19937_64(s), dist = std::uniform_real_distribution<double>(0.0, 1.0)]()
-             mutable { return dist(engine); };
+  const uint64_t s =
+      seed.has_value() ? *seed : (uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
+  return [engine = std::mt19937_64(s), dist = std::uniform_real_distribution<double>(
+                                           0.0, 1.0)]() mutable { return dist(engine); };
 }
 
 Backoff::Backoff(RetryPolicy policy, Clock& clock, std::function<double()> uniform01)

@@ -98,8 +98,8 @@ class Backoff {
   RetryPolicy policy_;
   Clock& clock_;
   std::function<double()> uniform01_;
-  int64_t attempts_ = 0;   // failures counted against the budget
-  int64_t level_ = 0;      // exponent of the next delay
+  int64_t attempts_ = 0;  // failures counted against the budget
+  int64_t level_ = 0;     // exponent of the next delay
   std::optional<absl::Time> outage_start_;
 };
 

@@ -1,8 +1,8 @@
 #include "client/start_client.h"
 
-#include <optional>
-
 #include <fmt/format.h>
+
+#include <optional>
 
 #include "client/grpc_bidi_transport.h"
 #include "common/status_macros.h"

@@ -30,9 +30,8 @@ absl::Status ConnectionOptions::Validate() const {
     return absl::InvalidArgumentError("server_address is empty (expected host:port)");
   }
   if (max_message_length < 1 || max_message_length > kFlowerMaxMessageLength) {
-    return absl::InvalidArgumentError(
-        fmt::format("max_message_length must be in [1, {}] (got {})", kFlowerMaxMessageLength,
-                    max_message_length));
+    return absl::InvalidArgumentError(fmt::format("max_message_length must be in [1, {}] (got {})",
+                                                  kFlowerMaxMessageLength, max_message_length));
   }
   if (insecure.has_value() && *insecure && !root_certificates.empty()) {
     return absl::InvalidArgumentError(

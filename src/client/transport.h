@@ -99,9 +99,9 @@ struct ConnectionOptions {
 // Counters of one transport, for logs and figures. Bytes are serialized
 // protobuf message sizes (without gRPC/HTTP2 framing).
 struct TransportStats {
-  int64_t connect_attempts = 0;   // attempts to open a session
-  int64_t sessions = 0;           // sessions that reached the server
-  int64_t instructions = 0;       // instructions received and answered
+  int64_t connect_attempts = 0;     // attempts to open a session
+  int64_t sessions = 0;             // sessions that reached the server
+  int64_t instructions = 0;         // instructions received and answered
   int64_t failed_instructions = 0;  // of those, answered as failures
   int64_t bytes_received = 0;
   int64_t bytes_sent = 0;

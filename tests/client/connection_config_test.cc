@@ -54,7 +54,8 @@ server:
 }
 
 TEST(ConnectionConfigTest, AbsentKeysKeepTheDefaults) {
-  PETAL_ASSERT_OK_AND_ASSIGN(ConnectionOptions o, Read("server: {address: 'h:1', insecure: true}\n"));
+  PETAL_ASSERT_OK_AND_ASSIGN(ConnectionOptions o,
+                             Read("server: {address: 'h:1', insecure: true}\n"));
   EXPECT_EQ(o.server_address, "h:1");
   EXPECT_EQ(o.insecure, std::optional<bool>(true));
   EXPECT_EQ(o.max_message_length, kFlowerMaxMessageLength);

@@ -363,10 +363,11 @@ TEST(GrpcBidiTransportTest, GivesUpWhenTheTimeBudgetIsSpent) {
   options.retry.jitter = 0.0;
   PETAL_ASSERT_OK_AND_ASSIGN(TransportPtr transport, MakeGrpcBidiTransport(options));
   BareClient client;
-  EXPECT_THAT(RunBounded(*transport, client),
-              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("after 5 failed attempt(s) in 10s")));
-  EXPECT_THAT(clock.sleeps(), ElementsAre(absl::Seconds(1), absl::Seconds(2), absl::Seconds(4),
-                                          absl::Seconds(3)));
+  EXPECT_THAT(
+      RunBounded(*transport, client),
+      StatusIs(absl::StatusCode::kUnavailable, HasSubstr("after 5 failed attempt(s) in 10s")));
+  EXPECT_THAT(clock.sleeps(),
+              ElementsAre(absl::Seconds(1), absl::Seconds(2), absl::Seconds(4), absl::Seconds(3)));
 }
 
 // A TCP listener that never speaks HTTP/2: connections hang in the handshake.
@@ -454,8 +455,7 @@ class AnnouncingClock final : public Clock {
 
 TEST(GrpcBidiTransportTest, StopInterruptsABackoffWait) {
   AnnouncingClock clock;
-  ConnectionOptions options =
-      TestOptions("127.0.0.1:" + std::to_string(PickUnusedPort()), &clock);
+  ConnectionOptions options = TestOptions("127.0.0.1:" + std::to_string(PickUnusedPort()), &clock);
   options.retry.initial_backoff = absl::Hours(1);
   options.retry.max_backoff = absl::Hours(1);
   options.retry.max_elapsed = absl::Hours(10);
@@ -603,8 +603,10 @@ TEST(GrpcBidiTransportTest, RejectsBadOptions) {
 }
 
 TEST(TransportKindTest, ParsesAndNames) {
-  EXPECT_THAT(ParseTransportKind("grpc-bidi"), ::petal::testing::IsOkAndHolds(TransportKind::kGrpcBidi));
-  EXPECT_THAT(ParseTransportKind("grpc-rere"), ::petal::testing::IsOkAndHolds(TransportKind::kGrpcRere));
+  EXPECT_THAT(ParseTransportKind("grpc-bidi"),
+              ::petal::testing::IsOkAndHolds(TransportKind::kGrpcBidi));
+  EXPECT_THAT(ParseTransportKind("grpc-rere"),
+              ::petal::testing::IsOkAndHolds(TransportKind::kGrpcRere));
   EXPECT_THAT(ParseTransportKind("rest"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("grpc-bidi or grpc-rere")));
   EXPECT_EQ(TransportKindName(TransportKind::kGrpcRere), "grpc-rere");

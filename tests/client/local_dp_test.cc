@@ -33,7 +33,8 @@ TEST(LocalDpOptionsTest, ValidateNamesTheField) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("privacy.noise_multiplier")));
   LocalDpOptions o = Options(1, 1);
   o.delta = 1.0;
-  EXPECT_THAT(o.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("privacy.delta")));
+  EXPECT_THAT(o.Validate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("privacy.delta")));
 }
 
 // eps(delta) = min over alpha > 1 of alpha * S + log(1/delta) / (alpha - 1), by brute force.

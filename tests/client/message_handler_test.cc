@@ -1,7 +1,6 @@
 #include "client/message_handler.h"
 
 #include "client/transport.h"
-
 #include "common/serde.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -39,7 +38,8 @@ TEST(MessageHandlerTest, FitIsAnsweredWithTheClientsFitRes) {
   EXPECT_EQ(res.status().message(), "Success");
   EXPECT_EQ(res.num_examples(), 7);
   EXPECT_EQ(res.parameters().tensor_type(), "numpy.ndarray");
-  PETAL_ASSERT_OK_AND_ASSIGN(common::NDArrays arrays, common::ParametersToNDArrays(res.parameters()));
+  PETAL_ASSERT_OK_AND_ASSIGN(common::NDArrays arrays,
+                             common::ParametersToNDArrays(res.parameters()));
   ASSERT_EQ(arrays.size(), 1u);
   EXPECT_THAT(arrays[0].values<float>(), ElementsAre(2.0f, 3.0f));
   EXPECT_EQ(res.metrics().at("delta").double_(), 0.5);
@@ -47,7 +47,8 @@ TEST(MessageHandlerTest, FitIsAnsweredWithTheClientsFitRes) {
 
 TEST(MessageHandlerTest, EveryKindGetsTheMatchingReply) {
   AddingClient client;
-  HandledInstruction props = HandleServerMessage(client, GetPropertiesMessage({{"a", true}}), kNoLimit);
+  HandledInstruction props =
+      HandleServerMessage(client, GetPropertiesMessage({{"a", true}}), kNoLimit);
   EXPECT_EQ(props.kind, InstructionKind::kGetProperties);
   ASSERT_TRUE(props.reply->has_get_properties_res());
   EXPECT_EQ(props.reply->get_properties_res().properties().at("echo").sint64(), 1);
@@ -58,8 +59,8 @@ TEST(MessageHandlerTest, EveryKindGetsTheMatchingReply) {
   ASSERT_TRUE(params.reply->has_get_parameters_res());
   EXPECT_EQ(params.reply->get_parameters_res().parameters().tensors_size(), 1);
 
-  HandledInstruction eval =
-      HandleServerMessage(client, EvaluateMessage({Floats({1}, {1.0f}), Floats({1}, {2.0f})}), kNoLimit);
+  HandledInstruction eval = HandleServerMessage(
+      client, EvaluateMessage({Floats({1}, {1.0f}), Floats({1}, {2.0f})}), kNoLimit);
   EXPECT_EQ(eval.kind, InstructionKind::kEvaluate);
   ASSERT_TRUE(eval.reply->has_evaluate_res());
   EXPECT_EQ(eval.reply->evaluate_res().loss(), 0.25f);
@@ -108,7 +109,8 @@ TEST(MessageHandlerTest, UnimplementedMethodsAnswerLikeFlowersClientWithOnlyTheS
   HandledInstruction eval = HandleServerMessage(client, EvaluateMessage({}), kNoLimit);
   want.Clear();
   want.mutable_evaluate_res()->mutable_status()->set_code(flwr::proto::EVALUATE_NOT_IMPLEMENTED);
-  want.mutable_evaluate_res()->mutable_status()->set_message("Client does not implement `evaluate`");
+  want.mutable_evaluate_res()->mutable_status()->set_message(
+      "Client does not implement `evaluate`");
   EXPECT_EQ(eval.reply->SerializeAsString(), want.SerializeAsString());
 }
 
@@ -163,7 +165,8 @@ TEST(MessageHandlerTest, ClientErrorsAndExceptionsBecomeFailureReplies) {
       HandleServerMessage(client, FitMessage({}, {{"fail", true}}), kNoLimit);
   EXPECT_EQ(failed.reply->fit_res().status().message(),
             "error: FAILED_PRECONDITION: asked to fail");
-  HandledInstruction threw = HandleServerMessage(client, FitMessage({}, {{"throw", true}}), kNoLimit);
+  HandledInstruction threw =
+      HandleServerMessage(client, FitMessage({}, {{"throw", true}}), kNoLimit);
   EXPECT_EQ(threw.reply->fit_res().status().code(), flwr::proto::FIT_NOT_IMPLEMENTED);
   EXPECT_EQ(threw.reply->fit_res().status().message(),
             "error: INTERNAL: the client raised an exception: boom");

@@ -48,7 +48,8 @@ TEST(RetryPolicyTest, RejectsBadValuesNamingTheField) {
   EXPECT_THAT(p.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_backoff")));
   p = Policy();
   p.max_attempts = -1;
-  EXPECT_THAT(p.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_attempts")));
+  EXPECT_THAT(p.Validate(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_attempts")));
   p = Policy();
   p.max_elapsed = absl::InfiniteDuration();
   EXPECT_THAT(p.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unbounded")));
@@ -62,7 +63,7 @@ TEST(BackoffTest, GrowsExponentiallyUpToTheCap) {
   std::vector<absl::Duration> got;
   for (int i = 0; i < 5; ++i) got.push_back(*backoff.NextDelay());
   EXPECT_EQ(got, (std::vector<absl::Duration>{absl::Seconds(1), absl::Seconds(2), absl::Seconds(4),
-                                               absl::Seconds(5), absl::Seconds(5)}));
+                                              absl::Seconds(5), absl::Seconds(5)}));
 }
 
 TEST(BackoffTest, JitterRemovesAFractionOfTheDelay) {
@@ -70,8 +71,8 @@ TEST(BackoffTest, JitterRemovesAFractionOfTheDelay) {
   RetryPolicy p = Policy();
   p.jitter = 0.5;
   Backoff backoff(p, clock, Replay({0.0, 0.5, 0.999999}));
-  EXPECT_EQ(*backoff.NextDelay(), absl::Seconds(1));                // u = 0
-  EXPECT_EQ(*backoff.NextDelay(), absl::Milliseconds(1500));        // 2 s * (1 - 0.25)
+  EXPECT_EQ(*backoff.NextDelay(), absl::Seconds(1));                    // u = 0
+  EXPECT_EQ(*backoff.NextDelay(), absl::Milliseconds(1500));            // 2 s * (1 - 0.25)
   EXPECT_NEAR(absl::ToDoubleSeconds(*backoff.NextDelay()), 2.0, 1e-5);  // 4 s * (1 - ~0.5)
 }
 

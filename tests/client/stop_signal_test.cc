@@ -56,7 +56,9 @@ TEST(StopSignalTest, CallbackAddedAfterStopRunsImmediately) {
 TEST(StopSignalTest, ScopedCallbackIsRemovedWithItsScope) {
   StopSignal stop;
   int calls = 0;
-  { ScopedStopCallback cb(stop, [&] { ++calls; }); }
+  {
+    ScopedStopCallback cb(stop, [&] { ++calls; });
+  }
   stop.Stop();
   EXPECT_EQ(calls, 0);
 }

@@ -43,8 +43,7 @@ inline flwr::proto::ServerMessage GetParametersMessage(const common::ConfigMap& 
 
 inline flwr::proto::ServerMessage GetPropertiesMessage(const common::ConfigMap& config = {}) {
   flwr::proto::ServerMessage m;
-  common::GetPropertiesInsToProto(common::GetPropertiesIns{config},
-                                  m.mutable_get_properties_ins());
+  common::GetPropertiesInsToProto(common::GetPropertiesIns{config}, m.mutable_get_properties_ins());
   return m;
 }
 
@@ -62,7 +61,8 @@ class AddingClient : public Client {
       : delta_(delta), num_examples_(num_examples) {}
 
   absl::StatusOr<GetPropertiesRes> GetProperties(const GetPropertiesIns& ins) override {
-    common::ConfigMap props{{"kind", std::string("adding")}, {"echo", static_cast<int64_t>(ins.config.size())}};
+    common::ConfigMap props{{"kind", std::string("adding")},
+                            {"echo", static_cast<int64_t>(ins.config.size())}};
     return GetPropertiesRes{common::SuccessStatus(), props};
   }
   absl::StatusOr<GetParametersRes> GetParameters(const GetParametersIns&) override {

@@ -43,8 +43,7 @@ absl::StatusOr<ClientAppConfig> ReadClientAppConfig(const common::YamlConfig& ya
 
   r.Read("privacy.enabled", &c.privacy.enabled);
   r.Read("privacy.clipping_norm", &c.privacy.clipping_norm, common::GreaterThan<double>(0.0));
-  r.Read("privacy.noise_multiplier", &c.privacy.noise_multiplier,
-         common::GreaterThan<double>(0.0));
+  r.Read("privacy.noise_multiplier", &c.privacy.noise_multiplier, common::GreaterThan<double>(0.0));
   r.Read("privacy.delta", &c.privacy.delta, common::GreaterThan<double>(0.0));
   if (r.Has("privacy.seed")) {
     int64_t s = 0;
@@ -58,8 +57,8 @@ absl::StatusOr<ClientAppConfig> ReadClientAppConfig(const common::YamlConfig& ya
   }
   if (c.partition.scheme != model::PartitionScheme::kPerUser &&
       c.partition_id >= c.partition.num_partitions) {
-    r.Fail("client.partition_id", fmt::format("must be < partition.num_partitions ({})",
-                                              c.partition.num_partitions));
+    r.Fail("client.partition_id",
+           fmt::format("must be < partition.num_partitions ({})", c.partition.num_partitions));
   }
   PETAL_RETURN_IF_ERROR(r.Finish());
   c.name = Substitute(c.name, c.partition_id);

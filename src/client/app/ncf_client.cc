@@ -1,8 +1,8 @@
 #include "client/app/ncf_client.h"
 
-#include <utility>
-
 #include <fmt/format.h>
+
+#include <utility>
 
 #include "common/file_util.h"
 #include "common/logging.h"
@@ -28,7 +28,8 @@ std::string NcfClient::AccountantPath(const std::string& state_dir) {
 
 NcfClient::NcfClient(Token, std::unique_ptr<model::LocalWorkload> workload,
                      NcfClientOptions options)
-    : workload_(std::move(workload)), options_(std::move(options)),
+    : workload_(std::move(workload)),
+      options_(std::move(options)),
       dp_(options_.privacy, options_.privacy_seed) {}
 
 NcfClient::~NcfClient() = default;
@@ -72,14 +73,10 @@ absl::Status NcfClient::SaveState() {
 absl::StatusOr<GetPropertiesRes> NcfClient::GetProperties(const GetPropertiesIns&) {
   const model::TagNcfOptions& o = workload_->options();
   common::ConfigMap props{
-      {"name", options_.name},
-      {"partition_id", int64_t{options_.partition_id}},
-      {"num_users", o.num_users},
-      {"num_items", o.num_items},
-      {"num_tags", o.num_tags},
-      {"num_train_examples", workload_->num_train_examples()},
-      {"fits_done", fits_done_},
-      {"local_dp", options_.privacy.enabled},
+      {"name", options_.name},    {"partition_id", int64_t{options_.partition_id}},
+      {"num_users", o.num_users}, {"num_items", o.num_items},
+      {"num_tags", o.num_tags},   {"num_train_examples", workload_->num_train_examples()},
+      {"fits_done", fits_done_},  {"local_dp", options_.privacy.enabled},
   };
   return GetPropertiesRes{common::SuccessStatus(), std::move(props)};
 }
@@ -130,12 +127,10 @@ absl::StatusOr<EvaluateRes> NcfClient::Evaluate(const EvaluateIns& ins) {
   PETAL_ASSIGN_OR_RETURN(model::EvalStats stats, workload_->Evaluate(config));
   common::ConfigMap metrics = model::ToConfigMap(stats);
   metrics.SetInt("partition_id", options_.partition_id);
-  log::Info("[{}] evaluate: {} cases, loss {:.4f}{}", options_.name, stats.num_examples,
-            stats.loss,
-            stats.ranking_cases > 0
-                ? fmt::format(", hr@{} {:.4f}, ndcg@{} {:.4f}", stats.k, stats.hit_rate, stats.k,
-                              stats.ndcg)
-                : fmt::format(", rmse {:.4f}", stats.rmse));
+  log::Info("[{}] evaluate: {} cases, loss {:.4f}{}", options_.name, stats.num_examples, stats.loss,
+            stats.ranking_cases > 0 ? fmt::format(", hr@{} {:.4f}, ndcg@{} {:.4f}", stats.k,
+                                                  stats.hit_rate, stats.k, stats.ndcg)
+                                    : fmt::format(", rmse {:.4f}", stats.rmse));
   return EvaluateRes{common::SuccessStatus(), static_cast<float>(stats.loss), stats.num_examples,
                      std::move(metrics)};
 }

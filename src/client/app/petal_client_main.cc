@@ -8,6 +8,7 @@
 // Exit status: 0 after the server's goodbye, 1 for a bad config or data,
 // 2 when the server stayed unreachable, 3 for another fatal error, 130 when
 // stopped by SIGINT/SIGTERM.
+#include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -16,8 +17,6 @@
 #include <iostream>
 #include <string>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "client/app/app_config.h"
 #include "client/app/ncf_client.h"
@@ -54,12 +53,12 @@ double PeakRssMib() {
 absl::StatusOr<std::unique_ptr<model::LocalWorkload>> BuildWorkload(const ClientAppConfig& c) {
   PETAL_ASSIGN_OR_RETURN(model::SplitData data,
                          model::LoadClientData(c.data, c.split, c.partition, c.partition_id));
-  log::Info("partition {} of {} ({}): {} users, {} train / {} test interactions, {} ranking "
-            "cases; catalog {} items, {} tags",
-            c.partition_id, c.partition.num_partitions,
-            model::PartitionSchemeName(c.partition.scheme), data.users.size(), data.train.size(),
-            data.test.size(), data.ranking.size(), data.catalog->num_items(),
-            data.catalog->num_tags());
+  log::Info(
+      "partition {} of {} ({}): {} users, {} train / {} test interactions, {} ranking "
+      "cases; catalog {} items, {} tags",
+      c.partition_id, c.partition.num_partitions, model::PartitionSchemeName(c.partition.scheme),
+      data.users.size(), data.train.size(), data.test.size(), data.ranking.size(),
+      data.catalog->num_items(), data.catalog->num_tags());
   return model::LocalWorkload::Create(std::move(data), c.model, c.train, c.seed, c.threads);
 }
 
@@ -67,7 +66,8 @@ absl::Status ExportInitial(const model::LocalWorkload& workload, const std::stri
   common::NamedArrays named;
   const std::vector<std::string> names = workload.GlobalParameterNames();
   const common::NDArrays arrays = workload.GlobalArrays();
-  for (size_t i = 0; i < arrays.size(); ++i) named.emplace_back(names[i], common::NDArray(arrays[i]));
+  for (size_t i = 0; i < arrays.size(); ++i)
+    named.emplace_back(names[i], common::NDArray(arrays[i]));
   PETAL_RETURN_IF_ERROR(common::WriteNpz(path, named));
   log::Info("wrote the initial global model ({} arrays, wire order) to {}", named.size(), path);
   return absl::OkStatus();
@@ -172,10 +172,11 @@ int Main(int argc, char** argv) {
   signal_waiter.join();
 
   const TransportStats stats = (*transport)->stats();
-  log::Info("done: {} fit(s), {} instruction(s) ({} failed), {} bytes sent, {} received, "
-            "peak RSS {:.1f} MiB",
-            (*client)->fits_done(), stats.instructions, stats.failed_instructions,
-            stats.bytes_sent, stats.bytes_received, PeakRssMib());
+  log::Info(
+      "done: {} fit(s), {} instruction(s) ({} failed), {} bytes sent, {} received, "
+      "peak RSS {:.1f} MiB",
+      (*client)->fits_done(), stats.instructions, stats.failed_instructions, stats.bytes_sent,
+      stats.bytes_received, PeakRssMib());
   if (status.ok()) return 0;
   if (absl::IsCancelled(status)) return kExitSignal;
   if (absl::IsUnavailable(status)) return kExitUnavailable;

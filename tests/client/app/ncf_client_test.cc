@@ -178,9 +178,9 @@ TEST(NcfClientTest, MalformedInstructionsAreRejectedAndChangeNothing) {
 
 TEST(NcfClientTest, EvaluateReportsRankingMetrics) {
   std::unique_ptr<NcfClient> client = MakeClient(1);
-  PETAL_ASSERT_OK_AND_ASSIGN(EvaluateRes res,
-                             client->Evaluate(EvaluateIns{common::Share(Initial(*client)),
-                                                          {{"k", int64_t{5}}}}));
+  PETAL_ASSERT_OK_AND_ASSIGN(
+      EvaluateRes res,
+      client->Evaluate(EvaluateIns{common::Share(Initial(*client)), {{"k", int64_t{5}}}}));
   EXPECT_EQ(res.status.code, common::Code::kOk);
   EXPECT_GT(res.num_examples, 0);
   EXPECT_TRUE(std::isfinite(res.loss));
