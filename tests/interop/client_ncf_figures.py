@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 
@@ -99,6 +100,7 @@ def main():
                 for _, rec in sorted(out["rounds"].items(), key=lambda kv: int(kv[0])))],
         }
         print(json.dumps(figures, indent=2))
+        shutil.rmtree(work.path, ignore_errors=True)  # kept (with the logs) on failure
     finally:
         for p in procs:
             p.kill()
