@@ -66,8 +66,11 @@ struct TrainConfig {
   OptimizerKind optimizer = OptimizerKind::kAdam;
   double lr = 1e-3;
   double momentum = 0.0;        // SGD only
-  double weight_decay = 0.0;    // the optimizer's (L2 for Adam/Adagrad/SGD, decoupled for AdamW)
-  double embedding_reg = 0.0;   // L2 on the embedding rows and biases a batch uses, per example
+  // The optimizer's weight decay (L2 for Adam/Adagrad/SGD, decoupled for
+  // AdamW) on the dense parameters: tag embeddings, projections, MLP, output.
+  double weight_decay = 0.0;
+  // L2 on the ID embedding rows and biases each example uses (MF-style, per example).
+  double embedding_reg = 0.0;
   int32_t num_negatives = 4;    // implicit mode: sampled negatives per positive
   // ID dropout (DropoutNet-style): during training each example loses its user
   // embedding (scored as a cold-start user, through the tag profile) with

@@ -210,26 +210,73 @@ struct LocalWorkload::Impl {
         .subspan(user_item_offsets[local], user_item_offsets[local + 1] - user_item_offsets[local]);
   }
 
+  // Two parameter groups: [0] the ID embedding tables and biases (regularized
+  // per example by embedding_reg, no weight decay), [1] everything else (tag
+  // embeddings, projections, MLP, output), with the optimizer's weight decay.
+  // Without decay on [1] the output layer could grow to undo any penalty on
+  // the embeddings (w . (p * q) is invariant to p, q -> p/s, q/s, w -> w s^2).
+  std::vector<torch::optim::OptimizerParamGroup> ParamGroups(
+      std::unique_ptr<torch::optim::OptimizerOptions> embedding_options,
+      std::unique_ptr<torch::optim::OptimizerOptions> dense_options) const {
+    std::vector<torch::Tensor> embeddings;
+    std::vector<torch::Tensor> dense;
+    for (const auto& item : model->named_parameters(/*recurse=*/true)) {
+      const std::string& name = item.key();
+      const bool id_table = name.rfind("user_gmf", 0) == 0 || name.rfind("user_mlp", 0) == 0 ||
+                            name.rfind("user_bias", 0) == 0 || name.rfind("item_gmf", 0) == 0 ||
+                            name.rfind("item_mlp", 0) == 0 || name.rfind("item_bias", 0) == 0;
+      (id_table ? embeddings : dense).push_back(item.value());
+    }
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(embeddings, std::move(embedding_options));
+    groups.emplace_back(dense, std::move(dense_options));
+    return groups;
+  }
+
   void MakeOptimizer(const TrainConfig& c) {
-    std::vector<torch::Tensor> params = model->parameters();
     switch (c.optimizer) {
-      case OptimizerKind::kAdam:
+      case OptimizerKind::kAdam: {
+        torch::optim::AdamOptions o(c.lr);
+        auto embedding_options = std::make_unique<torch::optim::AdamOptions>(o);
+        auto dense_options = std::make_unique<torch::optim::AdamOptions>(o);
+        dense_options->weight_decay(c.weight_decay);
         optimizer = std::make_unique<torch::optim::Adam>(
-            params, torch::optim::AdamOptions(c.lr).weight_decay(c.weight_decay));
+            ParamGroups(std::move(embedding_options), std::move(dense_options)),
+            torch::optim::AdamOptions(c.lr));
         break;
-      case OptimizerKind::kAdamW:
+      }
+      case OptimizerKind::kAdamW: {
+        torch::optim::AdamWOptions o(c.lr);
+        o.weight_decay(0.0);
+        auto embedding_options = std::make_unique<torch::optim::AdamWOptions>(o);
+        auto dense_options = std::make_unique<torch::optim::AdamWOptions>(o);
+        dense_options->weight_decay(c.weight_decay);
         optimizer = std::make_unique<torch::optim::AdamW>(
-            params, torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
+            ParamGroups(std::move(embedding_options), std::move(dense_options)),
+            torch::optim::AdamWOptions(c.lr));
         break;
-      case OptimizerKind::kAdagrad:
+      }
+      case OptimizerKind::kAdagrad: {
+        torch::optim::AdagradOptions o(c.lr);
+        auto embedding_options = std::make_unique<torch::optim::AdagradOptions>(o);
+        auto dense_options = std::make_unique<torch::optim::AdagradOptions>(o);
+        dense_options->weight_decay(c.weight_decay);
         optimizer = std::make_unique<torch::optim::Adagrad>(
-            params, torch::optim::AdagradOptions(c.lr).weight_decay(c.weight_decay));
+            ParamGroups(std::move(embedding_options), std::move(dense_options)),
+            torch::optim::AdagradOptions(c.lr));
         break;
-      case OptimizerKind::kSgd:
+      }
+      case OptimizerKind::kSgd: {
+        torch::optim::SGDOptions o(c.lr);
+        o.momentum(c.momentum);
+        auto embedding_options = std::make_unique<torch::optim::SGDOptions>(o);
+        auto dense_options = std::make_unique<torch::optim::SGDOptions>(o);
+        dense_options->weight_decay(c.weight_decay);
         optimizer = std::make_unique<torch::optim::SGD>(
-            params,
-            torch::optim::SGDOptions(c.lr).momentum(c.momentum).weight_decay(c.weight_decay));
+            ParamGroups(std::move(embedding_options), std::move(dense_options)),
+            torch::optim::SGDOptions(c.lr));
         break;
+      }
     }
     optimizer_kind = c.optimizer;
   }
@@ -253,31 +300,33 @@ struct LocalWorkload::Impl {
       MakeOptimizer(c);
       return;
     }
-    for (auto& group : optimizer->param_groups()) {
+    for (size_t g = 0; g < optimizer->param_groups().size(); ++g) {
+      auto& group = optimizer->param_groups()[g];
+      const double weight_decay = g == 0 ? 0.0 : c.weight_decay;  // see ParamGroups
       switch (c.optimizer) {
         case OptimizerKind::kAdam: {
           auto& o = static_cast<torch::optim::AdamOptions&>(group.options());
           o.lr(c.lr);
-          o.weight_decay(c.weight_decay);
+          o.weight_decay(weight_decay);
           break;
         }
         case OptimizerKind::kAdamW: {
           auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
           o.lr(c.lr);
-          o.weight_decay(c.weight_decay);
+          o.weight_decay(weight_decay);
           break;
         }
         case OptimizerKind::kAdagrad: {
           auto& o = static_cast<torch::optim::AdagradOptions&>(group.options());
           o.lr(c.lr);
-          o.weight_decay(c.weight_decay);
+          o.weight_decay(weight_decay);
           break;
         }
         case OptimizerKind::kSgd: {
           auto& o = static_cast<torch::optim::SGDOptions&>(group.options());
           o.lr(c.lr);
           o.momentum(c.momentum);
-          o.weight_decay(c.weight_decay);
+          o.weight_decay(weight_decay);
           break;
         }
       }

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Reproduces the model figures of docs/results.md with petal-train.
+
+  PETAL_DATA_DIR=/path/to/data python3 scripts/experiments/figures.py ml100k-loo
+  python3 scripts/experiments/figures.py throughput        # synthetic, no data needed
+  python3 scripts/experiments/figures.py all
+
+Figures: ml100k-loo, ml100k-rating, ml-latest-loo, ml-latest-rating, throughput.
+Runs go to out/experiments/<figure>/<run>/ (reused when their metrics.json
+exists: delete a folder to recompute) and each figure's markdown table is
+printed and written to out/experiments/<figure>.md. Every run is
+`nice -n 10 petal-train --config <config> --set ...`; the exact command is in
+the run's log line and its config.yaml. Uses only the Python standard library.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import petal_runs as pr  # noqa: E402
+
+OUT = os.path.join(pr.ROOT, "out", "experiments")
+SEEDS = (1, 2, 3)
+VARIANTS = (  # name, overrides
+    ("TagNCF", {}),
+    ("no tags", {"model.use_tags": "false"}),
+    ("GMF only (MF)", {"model.use_tags": "false", "model.gmf_only": "true"}),
+)
+
+
+def slug(name):
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def ranking_figure(figure, config, title):
+    lines = [f"### {title}", "",
+             f"`{config}`, leave-one-out (latest interaction per user vs 99 sampled negatives, "
+             f"split seed 1), model seeds {', '.join(map(str, SEEDS))}; mean ± sample std over seeds.",
+             "", "| model | HR@10 | NDCG@10 | full-catalog P@10 | full-catalog R@10 | train s/run |",
+             "|---|---|---|---|---|---|"]
+    per_variant = {}
+    for name, overrides in VARIANTS:
+        runs = [pr.run(os.path.join(OUT, figure), f"{slug(name)}_seed{seed}", config,
+                       dict(overrides, seed=seed)) for seed in SEEDS]
+        per_variant[name] = runs
+        col = lambda key: [pr.final(m, key) for m in runs]  # noqa: E731
+        secs = [m["train_seconds"] for m in runs]
+        lines.append(f"| {name} | {pr.fmt(col('hr@10'))} | {pr.fmt(col('ndcg@10'))} | "
+                     f"{pr.fmt(col('precision@10'))} | {pr.fmt(col('recall@10'))} | "
+                     f"{sum(secs) / len(secs):.0f} |")
+    tags, no_tags = per_variant["TagNCF"], per_variant["no tags"]
+    d_hr = [pr.final(a, "hr@10") - pr.final(b, "hr@10") for a, b in zip(tags, no_tags)]
+    d_ndcg = [pr.final(a, "ndcg@10") - pr.final(b, "ndcg@10") for a, b in zip(tags, no_tags)]
+    lines += ["", f"Paired by seed, TagNCF − no tags: HR@10 {', '.join(f'{d:+.4f}' for d in d_hr)} "
+              f"(mean {sum(d_hr) / len(d_hr):+.4f}); NDCG@10 {', '.join(f'{d:+.4f}' for d in d_ndcg)} "
+              f"(mean {sum(d_ndcg) / len(d_ndcg):+.4f})."]
+    return lines
+
+
+def rating_figure(figure, config, title, folds, fold_label):
+    lines = [f"### {title}", "",
+             f"`{config}`, explicit mode (MSE), seed 1; predictions clipped to the training rating "
+             f"range; {fold_label}.", "",
+             "| model | RMSE (mean over folds) | MAE | RMSE per fold |", "|---|---|---|---|"]
+    for name, overrides in VARIANTS:
+        runs = [pr.run(os.path.join(OUT, figure), f"{slug(name)}_fold{fold}", config,
+                       dict(overrides, **{"split.fold": fold})) for fold in folds]
+        rmse = [pr.final(m, "rmse") for m in runs]
+        mae = [pr.final(m, "mae") for m in runs]
+        lines.append(f"| {name} | {pr.fmt(rmse)} | {pr.fmt(mae)} | "
+                     f"{', '.join(f'{r:.4f}' for r in rmse)} |")
+    return lines
+
+
+def throughput_figure(figure):
+    """petal-train on the default config (and ML-100K when available) under /usr/bin/time -v."""
+    lines = ["### petal-train throughput and memory", "",
+             "| workload | samples/s (training) | train s | total s | peak RSS |", "|---|---|---|---|---|"]
+    cases = [("synthetic default (configs/centralized.yaml)", "configs/centralized.yaml", [])]
+    if os.environ.get("PETAL_DATA_DIR"):
+        cases.append(("ML-100K implicit (configs/model/ml100k_implicit.yaml)",
+                      "configs/model/ml100k_implicit.yaml", []))
+    for label, config, extra in cases:
+        run_dir = os.path.join(OUT, figure, slug(label))
+        os.makedirs(run_dir, exist_ok=True)
+        cmd = ["/usr/bin/time", "-v", "nice", "-n", "10", pr.petal_train_binary(), "--config",
+               os.path.join(pr.ROOT, config), "--out", run_dir] + extra
+        print(" ".join(cmd), flush=True)
+        proc = subprocess.run(cmd, cwd=pr.ROOT, capture_output=True, text=True)
+        with open(os.path.join(run_dir, "log.txt"), "w") as f:
+            f.write(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            sys.exit(f"{label} failed:\n{proc.stdout}{proc.stderr}")
+        rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr).group(1))
+        with open(os.path.join(run_dir, "metrics.json")) as f:
+            m = json.load(f)
+        lines.append(f"| {label} | {m['samples_per_second']:.0f} | {m['train_seconds']:.1f} | "
+                     f"{m['total_seconds']:.1f} | {rss_kb / 1024:.0f} MiB |")
+    load = os.getloadavg()
+    lines += ["", f"Load average when measured: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} "
+              f"(shared 2-core machine)."]
+    return lines
+
+
+FIGURES = {
+    "ml100k-loo": lambda f: ranking_figure(f, "configs/model/ml100k_implicit.yaml",
+                                           "ML-100K leave-one-out ranking"),
+    "ml100k-rating": lambda f: rating_figure(f, "configs/model/ml100k_explicit.yaml",
+                                             "ML-100K rating prediction (u1..u5)", range(1, 6),
+                                             "ML-100K's predefined folds u1..u5 (80/20)"),
+    "ml-latest-loo": lambda f: ranking_figure(f, "configs/model/ml_latest_implicit.yaml",
+                                              "ml-latest-small leave-one-out ranking"),
+    "ml-latest-rating": lambda f: rating_figure(
+        f, "configs/model/ml_latest_explicit.yaml", "ml-latest-small rating prediction (5-fold)",
+        range(1, 6), "5-fold cross-validation over ratings shuffled with split seed 1"),
+    "throughput": throughput_figure,
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("figure", choices=sorted(FIGURES) + ["all"])
+    args = parser.parse_args()
+    names = sorted(FIGURES) if args.figure == "all" else [args.figure]
+    if any(n != "throughput" for n in names) and not os.environ.get("PETAL_DATA_DIR"):
+        sys.exit("PETAL_DATA_DIR is not set (a folder with ml-100k/ and ml-latest-small/)")
+    os.makedirs(OUT, exist_ok=True)
+    for name in names:
+        lines = FIGURES[name](name)
+        text = "\n".join(lines) + "\n"
+        with open(os.path.join(OUT, name + ".md"), "w") as f:
+            f.write(text)
+        print(text, flush=True)
+
+
+if __name__ == "__main__":
+    main()
