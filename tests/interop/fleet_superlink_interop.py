@@ -47,6 +47,13 @@ import flwr
 
 DEMO = None
 VENV_BIN = os.path.dirname(sys.executable)
+# flwr >= 1.40 serves the Fleet API over HTTP by default (gRPC-rere only with
+# FLWR_INTERNAL_GRPC_FLEET_API=1); older SuperLinks serve gRPC-rere only. The
+# test runs against whichever flwr the interpreter has.
+FLWR_VERSION = tuple(int(x) for x in flwr.__version__.split(".")[:2])
+HTTP_FLEET = FLWR_VERSION >= (1, 40)
+# Before 1.37 the `flwr` CLI talks to a gRPC Control API on its own port.
+GRPC_CONTROL = FLWR_VERSION < (1, 37)
 DIM = 3  # length of w; b has 2 elements
 LR = 0.5
 STEPS = 2
@@ -306,11 +313,13 @@ class Deployment:
         self.root = root
         self.port = free_port()
         self.grpc_port = free_port()
+        self.control_port = free_port()
         self.home = os.path.join(root, "flwr_home")
         os.makedirs(self.home)
         with open(os.path.join(self.home, "config.toml"), "w") as f:
             f.write(f'[superlink]\ndefault = "local"\n\n[superlink.local]\n'
-                    f'address = "127.0.0.1:{self.port}"\ninsecure = true\n')
+                    f'address = "127.0.0.1:{self.control_port if GRPC_CONTROL else self.port}"\n'
+                    f'insecure = true\n')
         self.env = dict(os.environ, FLWR_HOME=self.home, FLWR_TELEMETRY_ENABLED="0",
                         FLWR_DISABLE_UPDATE_CHECK="1", FLWR_INTERNAL_GRPC_FLEET_API="1",
                         PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
@@ -334,17 +343,28 @@ class Deployment:
             os.path.join(VENV_BIN, "flower-superlink"), "--insecure", "--host", "127.0.0.1",
             "--port", str(self.port), "--fleet-api-address", f"127.0.0.1:{self.grpc_port}",
             "--isolation", "process", "--database", os.path.join(self.root, "state.db"),
-            "--disable-runtime-dependency-installation"])
+            "--disable-runtime-dependency-installation"]
+            + (["--control-api-address", f"127.0.0.1:{self.control_port}"] if GRPC_CONTROL else []))
         wait_until(lambda: "Application startup complete" in self.superlink.text()
                    and "Fleet API (gRPC-rere)" in self.superlink.text() or not self.superlink.alive(),
                    START_TIMEOUT, "flower-superlink to start")
         assert self.superlink.alive(), self.superlink.text()
 
     def start_superexec(self):
-        return self.spawn("superexec", [os.path.join(VENV_BIN, "flower-superexec"), "--insecure",
-                                        "--runtime-api-address", f"127.0.0.1:{self.port}"])
+        exe = os.path.join(VENV_BIN, "flower-superexec")
+        cmd = [exe, "--insecure", "--runtime-api-address", f"127.0.0.1:{self.port}"]
+        usage = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60, env=self.env)
+        if "--plugin-type" in usage.stdout:  # flwr < 1.37 runs one SuperExec per app type
+            cmd += ["--plugin-type", "serverapp"]
+        proc = self.spawn("superexec", cmd)
+        wait_until(lambda: "Starting Flower SuperExec" in proc.text() or not proc.alive(), START_TIMEOUT,
+                   "flower-superexec to start")
+        assert proc.alive(), proc.text()
+        return proc
 
     def start_petal(self, name, seed, num_examples, api="http", state_dir=None):
+        if not HTTP_FLEET:
+            api = "grpc"
         address = f"127.0.0.1:{self.port if api == 'http' else self.grpc_port}"
         cmd = [DEMO, "--superlink", address, "--api", api, "--insecure", "--name", name,
                "--seed", str(seed), "--num-examples", str(num_examples), "--poll-interval", "0.2",
@@ -361,7 +381,7 @@ class Deployment:
     def start_python_supernode(self, name, seed, num_examples):
         return self.spawn(name, [
             os.path.join(VENV_BIN, "flower-supernode"), "--insecure", "--superlink",
-            f"127.0.0.1:{self.port}", "--port", str(free_port()),
+            f"127.0.0.1:{self.port if HTTP_FLEET else self.grpc_port}", "--port", str(free_port()),
             "--node-config", f"seed={float(seed)} num-examples={num_examples}"])
 
     def flwr(self, *args, timeout=60):

@@ -84,7 +84,7 @@ absl::StatusOr<FleetApiKind> ParseFleetApiKind(std::string_view name) {
   if (name == "http") return FleetApiKind::kHttp;
   if (name == "grpc") return FleetApiKind::kGrpc;
   return absl::InvalidArgumentError(fmt::format(
-      "unknown Fleet API binding '{}' (use http for flwr >= 1.37 SuperLinks, grpc for older ones)",
+      "unknown Fleet API binding '{}' (use http for flwr >= 1.40 SuperLinks, grpc for older ones)",
       name));
 }
 

@@ -2,10 +2,11 @@
 //
 // The Fleet API as a SuperNode sees it: twelve unary calls on a SuperLink,
 // each carrying the node's signed metadata. Two wire bindings exist:
-//   - HTTP (flwr >= 1.37 default): POST /v1/fleet/<kebab-rpc> with an
+//   - HTTP (flwr >= 1.40 default): POST /v1/fleet/<kebab-rpc> with an
 //     application/protobuf body, headers flwr-public-key / flwr-timestamp /
 //     flwr-signature (base64); see http_fleet_api.h;
-//   - gRPC-rere (flwr 1.19 .. 1.36, and 1.42 with FLWR_INTERNAL_GRPC_FLEET_API=1):
+//   - gRPC-rere (SuperLinks before flwr 1.40, tested with 1.36 and 1.39; >= 1.40 with
+//     FLWR_INTERNAL_GRPC_FLEET_API=1, tested with 1.42):
 //     /flwr.proto.Fleet/<Rpc> with metadata flwr-public-key-bin /
 //     flwr-timestamp / flwr-signature-bin; see grpc_fleet_api.h.
 // Both speak the same protobuf messages (proto/flwr/proto/fleet.proto).

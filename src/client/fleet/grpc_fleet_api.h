@@ -3,8 +3,8 @@
 // The Fleet API over gRPC-rere: unary calls /flwr.proto.Fleet/<Rpc> on one
 // channel, each carrying the node's signed metadata
 // (flwr-public-key-bin, flwr-timestamp, flwr-signature-bin). This is what
-// flwr 1.19 .. 1.36 SuperLinks serve on their Fleet address (default 9092), and
-// what flwr 1.42 serves when started with FLWR_INTERNAL_GRPC_FLEET_API=1.
+// SuperLinks before flwr 1.40 serve on their Fleet address (default 9092), and
+// what flwr >= 1.40 serves when started with FLWR_INTERNAL_GRPC_FLEET_API=1.
 // Thread-safe (see fleet_api.h).
 #pragma once
 

@@ -243,7 +243,7 @@ absl::StatusOr<bool> HttpResponseParser::Process() {
         if (buffer_.size() - pos >= 5 && buffer_.compare(pos, 5, "HTTP/") != 0) {
           return absl::InvalidArgumentError(fmt::format(
               "the peer does not speak HTTP/1.1 (it sent '{}'); if this is a gRPC-only Fleet API "
-              "(flwr before 1.37, or FLWR_INTERNAL_GRPC_FLEET_API), use the grpc binding",
+              "(flwr before 1.40, or FLWR_INTERNAL_GRPC_FLEET_API), use the grpc binding",
               Printable(std::string_view(buffer_).substr(pos))));
         }
         size_t end = buffer_.find("\r\n\r\n", pos);
