@@ -64,6 +64,40 @@ bool SessionMayRecover(const absl::Status& status) {
   }
 }
 
+// Flower's FLWR_PRIVATE_MAX_CONCURRENT_OBJ_PULLS / _PUSHES.
+constexpr size_t kObjectConcurrency = 2;
+
+// Runs work(i) for i in [0, n) on up to `workers` threads (the caller's
+// included). After the first error no new item starts and `abort` fires (so
+// waits inside other items end); returns that first error.
+absl::Status RunParallel(size_t n, size_t workers, StopSignal& abort,
+                         const std::function<absl::Status(size_t)>& work) {
+  std::atomic<size_t> next{0};
+  absl::Mutex mu;
+  absl::Status first;
+  auto loop = [&] {
+    while (!abort.stopped()) {
+      const size_t i = next.fetch_add(1);
+      if (i >= n) return;
+      absl::Status status = work(i);
+      if (!status.ok()) {
+        {
+          absl::MutexLock lock(&mu);
+          if (first.ok()) first = status;
+        }
+        abort.Stop();
+        return;
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(workers, n); ++t) threads.emplace_back(loop);
+  loop();
+  for (auto& thread : threads) thread.join();
+  absl::MutexLock lock(&mu);
+  return first;
+}
+
 class FleetTransport final : public Transport {
  public:
   FleetTransport(ConnectionOptions options, FleetOptions fleet, FleetApiFactory factory)
@@ -103,10 +137,14 @@ class FleetTransport final : public Transport {
   absl::Status PushReply(Session& session, const proto::Message& instruction,
                          InstructionOutcome&& outcome, double runtime_s);
 
-  // One call, retried after transient failures with ConnectionOptions::retry.
+  // One call, retried after transient failures with ConnectionOptions::retry;
+  // waits end early when `stop` (default: the session's) fires.
   template <typename Res>
-  absl::StatusOr<Res> Call(Session& session, FleetRpc rpc,
-                           const google::protobuf::Message& request);
+  absl::StatusOr<Res> Call(Session& session, FleetRpc rpc, const google::protobuf::Message& request,
+                           const StopSignal* stop = nullptr);
+  // Pulls one object with Flower's not-yet-available retry rules.
+  absl::StatusOr<std::string> PullObject(Session& session, uint64_t run_id, const std::string& id,
+                                         absl::Time start, const StopSignal& stop);
 
   std::string name() const { return options_.name; }
   void AddBytes(int64_t received, int64_t sent) {
@@ -128,12 +166,15 @@ class FleetTransport final : public Transport {
 
 template <typename Res>
 absl::StatusOr<Res> FleetTransport::Call(Session& session, FleetRpc rpc,
-                                         const google::protobuf::Message& request) {
+                                         const google::protobuf::Message& request,
+                                         const StopSignal* stop) {
+  const StopSignal& until = stop != nullptr ? *stop : session.stop;
   Backoff backoff(options_.retry, clock_, MakeJitterSource(options_.jitter_seed));
   while (true) {
     absl::StatusOr<Res> response = session.api.Call<Res>(rpc, request, fleet_.request_timeout);
-    if (response.ok() || !IsTransientFleetError(response.status()) || session.stop.stopped())
+    if (response.ok() || !IsTransientFleetError(response.status()) || until.stopped()) {
       return response;
+    }
     std::optional<absl::Duration> delay = backoff.NextDelay();
     if (!delay) {
       return absl::UnavailableError(fmt::format(
@@ -142,7 +183,7 @@ absl::StatusOr<Res> FleetTransport::Call(Session& session, FleetRpc rpc,
     }
     log::Warn("[{}] {}; retrying in {}", name(), Msg(response.status()),
               absl::FormatDuration(*delay));
-    if (!clock_.SleepUntil(clock_.Now() + *delay, session.stop)) {
+    if (!clock_.SleepUntil(clock_.Now() + *delay, until)) {
       return absl::CancelledError(
           fmt::format("Fleet.{} abandoned: the session is ending", FleetRpcName(rpc)));
     }
@@ -331,43 +372,59 @@ void FleetTransport::HeartbeatLoop(Session& session) {
   }
 }
 
+absl::StatusOr<std::string> FleetTransport::PullObject(Session& session, uint64_t run_id,
+                                                       const std::string& id, absl::Time start,
+                                                       const StopSignal& stop) {
+  proto::PullObjectRequest request;
+  request.mutable_node()->set_node_id(session.node_id);
+  request.set_run_id(run_id);
+  request.set_object_id(id);
+  std::function<double()> uniform = MakeJitterSource(options_.jitter_seed);
+  absl::Duration delay = fleet_.pull_initial_backoff;
+  for (int tries = 1;; ++tries) {
+    PETAL_ASSIGN_OR_RETURN(
+        proto::PullObjectResponse response,
+        Call<proto::PullObjectResponse>(session, FleetRpc::kPullObject, request, &stop));
+    if (!response.object_found()) {
+      return absl::NotFoundError(
+          fmt::format("object {} of the instruction could not be found", id));
+    }
+    if (response.object_available()) return std::move(*response.mutable_object_content());
+    if (tries >= fleet_.pull_max_tries || clock_.Now() - start >= fleet_.pull_max_time) {
+      return absl::DeadlineExceededError(
+          fmt::format("object {} was still unavailable after {} tries over {}", id, tries,
+                      absl::FormatDuration(clock_.Now() - start)));
+    }
+    absl::Duration wait = delay * (1.0 + fleet_.pull_jitter * (2.0 * uniform() - 1.0));
+    if (!clock_.SleepUntil(clock_.Now() + wait, stop)) {
+      return absl::CancelledError("object pull abandoned: the session is ending");
+    }
+    delay = std::min(delay * 2, fleet_.pull_max_backoff);
+  }
+}
+
 absl::StatusOr<ObjectContents> FleetTransport::PullObjects(Session& session, uint64_t run_id,
                                                            const proto::ObjectTree& tree) {
   PETAL_RETURN_IF_ERROR(ValidateObjectTree(tree));
+  const std::vector<std::string> ids = PostOrderObjectIds(tree);
   const absl::Time start = clock_.Now();
-  std::function<double()> uniform = MakeJitterSource(options_.jitter_seed);
+  std::vector<std::string> pulled(ids.size());
+  // Two pulls at a time, like Flower; one failure stops the others.
+  StopSignal abort;
+  ScopedStopCallback forward(session.stop, [&abort] { abort.Stop(); });
+  PETAL_RETURN_IF_ERROR(RunParallel(ids.size(), kObjectConcurrency, abort, [&](size_t i) {
+    absl::StatusOr<std::string> content = PullObject(session, run_id, ids[i], start, abort);
+    if (!content.ok()) return content.status();
+    pulled[i] = *std::move(content);
+    return absl::OkStatus();
+  }));
+  if (session.stop.stopped())
+    return absl::CancelledError("object pull abandoned: the session is ending");
   ObjectContents contents;
   int64_t bytes = 0;
-  for (const std::string& id : PostOrderObjectIds(tree)) {
-    proto::PullObjectRequest request;
-    request.mutable_node()->set_node_id(session.node_id);
-    request.set_run_id(run_id);
-    request.set_object_id(id);
-    absl::Duration delay = fleet_.pull_initial_backoff;
-    for (int tries = 1;; ++tries) {
-      PETAL_ASSIGN_OR_RETURN(
-          proto::PullObjectResponse response,
-          Call<proto::PullObjectResponse>(session, FleetRpc::kPullObject, request));
-      if (!response.object_found()) {
-        return absl::NotFoundError(
-            fmt::format("object {} of the instruction could not be found", id));
-      }
-      if (response.object_available()) {
-        bytes += static_cast<int64_t>(response.object_content().size());
-        contents.emplace(id, std::move(*response.mutable_object_content()));
-        break;
-      }
-      if (tries >= fleet_.pull_max_tries || clock_.Now() - start >= fleet_.pull_max_time) {
-        return absl::DeadlineExceededError(
-            fmt::format("object {} was still unavailable after {} tries over {}", id, tries,
-                        absl::FormatDuration(clock_.Now() - start)));
-      }
-      absl::Duration wait = delay * (1.0 + fleet_.pull_jitter * (2.0 * uniform() - 1.0));
-      if (!clock_.SleepUntil(clock_.Now() + wait, session.stop)) {
-        return absl::CancelledError("object pull abandoned: the session is ending");
-      }
-      delay = std::min(delay * 2, fleet_.pull_max_backoff);
-    }
+  for (size_t i = 0; i < ids.size(); ++i) {
+    bytes += static_cast<int64_t>(pulled[i].size());
+    contents.emplace(ids[i], std::move(pulled[i]));
   }
   AddBytes(bytes, 0);
   return contents;
@@ -541,38 +598,49 @@ absl::Status FleetTransport::PushReply(Session& session, const proto::Message& i
     return absl::OkStatus();
   }
   std::set<std::string> wanted(pushed->objects_to_push().begin(), pushed->objects_to_push().end());
-  int64_t bytes = static_cast<int64_t>(push.ByteSizeLong());
+  std::vector<const StoredObject*> to_push;
   for (const StoredObject& object : deflated->objects) {
-    if (wanted.erase(object.id) == 0) continue;
-    proto::PushObjectRequest request;
-    request.mutable_node()->set_node_id(session.node_id);
-    request.set_run_id(ins.run_id());
-    request.set_object_id(object.id);
-    request.set_object_content(object.content);
-    request.set_session_id(pushed->session_id());
-    absl::StatusOr<proto::PushObjectResponse> stored =
-        Call<proto::PushObjectResponse>(session, FleetRpc::kPushObject, request);
-    if (!stored.ok()) {
-      if (SessionMayRecover(stored.status()) || session.stop.stopped()) return stored.status();
-      log::Error("[{}] pushing object {} of the reply to {} failed: {}", name(), object.id,
-                 ins.message_id(), Msg(stored.status()));
-      return absl::OkStatus();
-    }
-    if (!stored->stored()) {
-      log::Error(
-          "[{}] the SuperLink did not store object {} of the reply to {} (push session {} expired "
-          "or "
-          "replaced?)",
-          name(), object.id, ins.message_id(), pushed->session_id());
-      return absl::OkStatus();
-    }
-    bytes += static_cast<int64_t>(object.content.size());
+    if (wanted.erase(object.id) > 0) to_push.push_back(&object);
+  }
+  std::atomic<int64_t> bytes{static_cast<int64_t>(push.ByteSizeLong())};
+  // Two pushes at a time, like Flower; one failure stops the others.
+  StopSignal abort;
+  ScopedStopCallback forward(session.stop, [&abort] { abort.Stop(); });
+  absl::Status all_pushed =
+      RunParallel(to_push.size(), kObjectConcurrency, abort, [&](size_t i) -> absl::Status {
+        const StoredObject& object = *to_push[i];
+        proto::PushObjectRequest request;
+        request.mutable_node()->set_node_id(session.node_id);
+        request.set_run_id(ins.run_id());
+        request.set_object_id(object.id);
+        request.set_object_content(object.content);
+        request.set_session_id(pushed->session_id());
+        absl::StatusOr<proto::PushObjectResponse> stored =
+            Call<proto::PushObjectResponse>(session, FleetRpc::kPushObject, request, &abort);
+        if (!stored.ok()) {
+          return absl::Status(stored.status().code(), fmt::format("pushing object {}: {}",
+                                                                  object.id, Msg(stored.status())));
+        }
+        if (!stored->stored()) {
+          return absl::FailedPreconditionError(
+              fmt::format("the SuperLink did not store object {} (push session {} expired or "
+                          "replaced?)",
+                          object.id, pushed->session_id()));
+        }
+        bytes += static_cast<int64_t>(object.content.size());
+        return absl::OkStatus();
+      });
+  if (!all_pushed.ok()) {
+    if (SessionMayRecover(all_pushed) || session.stop.stopped()) return all_pushed;
+    log::Error("[{}] pushing the reply to {} failed: {}", name(), ins.message_id(),
+               Msg(all_pushed));
+    return absl::OkStatus();
   }
   if (!wanted.empty()) {
     log::Warn("[{}] the SuperLink asked for {} objects that are not part of the reply to {}",
               name(), wanted.size(), ins.message_id());
   }
-  AddBytes(0, bytes);
+  AddBytes(0, bytes.load());
   log::Info("[{}] [run {}] sent {} reply {} ({})", name(), ins.run_id(), ins.message_type(),
             deflated->message_id, outcome.description);
   return absl::OkStatus();
