@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -118,6 +120,16 @@ class BatchBuilder {
   std::vector<int64_t> item_slot_;
   std::vector<int64_t> profile_slot_;
 };
+
+// LibTorch's set_num_threads does not reach OpenBLAS's own thread pool (the
+// pthread build Debian installs): its idle workers spin and, on a busy 2-core
+// machine, halve throughput. Set it too when OpenBLAS is the loaded BLAS.
+void SetBlasThreads(int32_t threads) {
+  using SetThreads = void (*)(int);
+  if (void* symbol = dlsym(RTLD_DEFAULT, "openblas_set_num_threads")) {
+    reinterpret_cast<SetThreads>(symbol)(threads);
+  }
+}
 
 std::string OptionsFingerprint(const TagNcfOptions& o) {
   return fmt::format(
@@ -467,6 +479,7 @@ absl::StatusOr<std::unique_ptr<LocalWorkload>> LocalWorkload::Create(
     w.all_item_bags = AllRowsAsBags(w.item_tags);
     w.builder = std::make_unique<BatchBuilder>(w.item_tags, num_items, w.options.use_tags);
     at::set_num_threads(threads);
+    SetBlasThreads(threads);
   } catch (const c10::Error& e) {
     return absl::InternalError(fmt::format("building the model failed: {}", e.what_without_backtrace()));
   }

@@ -20,8 +20,9 @@
 //
 // Thread safety: none; call from one thread at a time. Several workloads may
 // live in one process (in-process simulation); they share the catalog
-// (SplitData holds it by shared_ptr) and nothing else, except LibTorch's
-// process-wide thread count, which Create sets (at::set_num_threads).
+// (SplitData holds it by shared_ptr) and nothing else, except the
+// process-wide thread counts that Create sets (at::set_num_threads, and
+// OpenBLAS's pool when OpenBLAS is the BLAS in use).
 #pragma once
 
 #include <cstdint>
