@@ -59,7 +59,8 @@ absl::StatusOr<TransportKind> ParseTransportKind(std::string_view name);
 
 struct ConnectionOptions {
   // host:port of the Flower server (Flower's start_server default port is 8080;
-  // a SuperLink's Fleet API listens on 9092).
+  // flwr 1.42's flower-superlink serves the Fleet API over HTTP on its --port,
+  // default 8000; gRPC-rere Fleet APIs (flwr <= 1.39) listen on 9092).
   std::string server_address = "127.0.0.1:8080";
   TransportKind transport = TransportKind::kGrpcBidi;
 

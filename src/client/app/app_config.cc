@@ -25,6 +25,7 @@ absl::StatusOr<ClientAppConfig> ReadClientAppConfig(const common::YamlConfig& ya
   ClientAppConfig c;
   common::ConfigReader r(yaml);
   ReadConnectionOptions(r, "server", &c.connection);
+  fleet::ReadFleetOptions(r, "server.fleet", &c.fleet);
 
   r.Read("client.name", &c.name);
   r.Read("client.partition_id", &c.partition_id, common::AtLeast<int64_t>(0));

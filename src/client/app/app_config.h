@@ -8,7 +8,7 @@
 //   PETAL_RETURN_IF_ERROR(cli.ApplyOverrides(yaml));            // --set key=value
 //   PETAL_ASSIGN_OR_RETURN(ClientAppConfig config, ReadClientAppConfig(yaml));
 //
-// Sections: server (client/connection_config.h), client {name, partition_id,
+// Sections: server (client/connection_config.h; server.fleet: client/fleet/fleet_transport.h), client {name, partition_id,
 // state_dir, threads, seed}, data / split / model / train / eval (shared with
 // petal-train, model/experiment.h), partition {scheme, num_partitions, alpha,
 // min_partition_size, seed}, privacy {enabled, clipping_norm,
@@ -22,6 +22,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "client/fleet/fleet_transport.h"
 #include "client/local_dp.h"
 #include "client/transport.h"
 #include "common/config.h"
@@ -31,6 +32,8 @@ namespace petal::client {
 
 struct ClientAppConfig {
   ConnectionOptions connection;
+  // Fleet API settings (server.fleet), used when connection.transport is grpc-rere.
+  fleet::FleetOptions fleet;
   std::string name = "petal-client-{partition_id}";
   int32_t partition_id = 0;
   std::string state_dir = "state/client-{partition_id}";  // "" = no persistence

@@ -150,7 +150,10 @@ int Main(int argc, char** argv) {
     log::Error("{}", client.status());
     return kExitConfig;
   }
-  absl::StatusOr<TransportPtr> transport = MakeTransport(config->connection);
+  absl::StatusOr<TransportPtr> transport =
+      config->connection.transport == TransportKind::kGrpcRere
+          ? MakeFleetTransport(config->connection, config->fleet)
+          : MakeTransport(config->connection);
   if (!transport.ok()) {
     log::Error("{}", transport.status());
     return kExitConfig;

@@ -242,6 +242,21 @@ TEST(ClientAppConfigTest, TheShippedConfigIsValid) {
   EXPECT_EQ(c.connection.server_address, "127.0.0.1:8080");
   EXPECT_EQ(c.connection.max_message_length, kFlowerMaxMessageLength);
   EXPECT_FALSE(c.privacy.enabled);
+  EXPECT_EQ(c.fleet.api, fleet::FleetApiKind::kHttp);
+  EXPECT_EQ(c.fleet.heartbeat_interval, absl::Seconds(30));
+}
+
+TEST(ClientAppConfigTest, FleetSectionSelectsTheFleetApiBinding) {
+  PETAL_ASSERT_OK_AND_ASSIGN(
+      common::YamlConfig yaml,
+      common::YamlConfig::Parse("server:\n  transport: grpc-rere\n  address: 127.0.0.1:9092\n"
+                                "  fleet: {api: grpc, heartbeat_interval_s: 12, poll_interval_s: 0.5}\n",
+                                "f.yaml"));
+  PETAL_ASSERT_OK_AND_ASSIGN(ClientAppConfig c, ReadClientAppConfig(yaml));
+  EXPECT_EQ(c.connection.transport, TransportKind::kGrpcRere);
+  EXPECT_EQ(c.fleet.api, fleet::FleetApiKind::kGrpc);
+  EXPECT_EQ(c.fleet.heartbeat_interval, absl::Seconds(12));
+  EXPECT_EQ(c.fleet.poll_interval, absl::Milliseconds(500));
 }
 
 TEST(ClientAppConfigTest, BadValuesFailNamingTheKey) {
@@ -258,6 +273,10 @@ TEST(ClientAppConfigTest, BadValuesFailNamingTheKey) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("privacy.noise_multiplier")));
   EXPECT_THAT(read("server: {address: ''}\n"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("server_address")));
+  EXPECT_THAT(read("server: {fleet: {api: rest}}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("server.fleet.api")));
+  EXPECT_THAT(read("server: {fleet: {heartbeat_interval_s: 5}}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("server.fleet.heartbeat_interval_s")));
   EXPECT_THAT(read("trian: {lr: 1}\n"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("trian")));
 }
