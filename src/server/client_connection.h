@@ -5,7 +5,7 @@
 // Flower's strict lock-step (flower-wire.md A.2): send one ServerMessage, get
 // exactly one ClientMessage back.
 //
-//   connection->Send(std::move(message), [queue](absl::StatusOr<grpc::ByteBuffer> reply) {
+//   connection->Send(std::move(message), [queue](absl::StatusOr<Reply> reply) {
 //     queue->Push(std::move(reply));          // runs on a transport thread
 //   });
 //
@@ -26,13 +26,22 @@
 
 namespace petal::server {
 
-// Receives the serialized ClientMessage, or why there is none: Unavailable
+// A serialized ClientMessage as received, with a lease on the transport's
+// receive budget: the transport reads at most a bounded number of replies ahead
+// of their consumer (memory O(budget x model), not O(clients x model)); the
+// lease returns the slot when the Reply is destroyed, so drop it once processed.
+struct Reply {
+  grpc::ByteBuffer bytes;
+  std::shared_ptr<void> lease;
+};
+
+// Receives the reply, or why there is none: Unavailable
 // (the stream ended: disconnect, cancellation, a message over the size limit),
 // DeadlineExceeded / other codes (the connection was closed with that status),
 // FailedPrecondition (an instruction was already in flight). Called exactly
 // once per Send, on an arbitrary thread, possibly before Send returns; it must
 // not block.
-using ReplyCallback = std::function<void(absl::StatusOr<grpc::ByteBuffer>)>;
+using ReplyCallback = std::function<void(absl::StatusOr<Reply>)>;
 
 class ClientConnection : public strategy::ClientProxy {
  public:

@@ -35,6 +35,10 @@ absl::StatusOr<StartedServer> StartGrpcServer(const ServerConfig& config, Flower
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, static_cast<int>(config.keepalive_time * 1000.0));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+  // Without BDP probing each stream's HTTP/2 window stays small, so replies the
+  // receive budget has not admitted yet wait in the clients, not in this
+  // process: memory O(max_buffered_replies x model) instead of O(clients x model).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, config.http2_bdp_probe ? 1 : 0);
   started.server = builder.BuildAndStart();
   if (!started.server || started.port == 0) {
     return absl::UnavailableError(fmt::format(

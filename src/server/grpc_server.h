@@ -5,7 +5,9 @@
 // by default; bigger messages are refused with RESOURCE_EXHAUSTED),
 // keepalive_time 210 s, max_pings_without_data 0, keepalive_permit_without_calls
 // 0, max_concurrent_streams per connection; optional TLS with (CA, cert, key)
-// and no client authentication.
+// and no client authentication. HTTP/2 BDP probing is off unless
+// http2_bdp_probe is set (it lets per-stream windows grow, and then unread
+// replies pile up in the server: O(clients x model) memory).
 #pragma once
 
 #include <memory>

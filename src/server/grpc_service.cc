@@ -1,10 +1,9 @@
 #include "server/grpc_service.h"
 
+#include <algorithm>
 #include <utility>
 
 #include <fmt/format.h>
-#include <grpcpp/support/proto_buffer_reader.h>
-#include <grpcpp/support/proto_buffer_writer.h>
 
 #include "common/logging.h"
 
@@ -17,9 +16,19 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-}  // namespace
+// Returns a receive slot when the last copy of the lease goes away.
+class SlotLease {
+ public:
+  explicit SlotLease(ReceiveBudget& budget) : budget_(budget) {}
+  SlotLease(const SlotLease&) = delete;
+  SlotLease& operator=(const SlotLease&) = delete;
+  ~SlotLease() { budget_.Release(); }
 
-class JoinReactor;
+ private:
+  ReceiveBudget& budget_;
+};
+
+}  // namespace
 
 // The ClientProxy half of a stream. Shared (manager, rounds); the reactor half
 // is owned by gRPC and detaches itself when the stream is done.
@@ -36,17 +45,14 @@ class GrpcClientConnection final : public ClientConnection {
   }
   std::string peer() const override { return peer_; }
 
-  // Called by the reactor.
   void Attach(JoinReactor* reactor) {
     std::lock_guard<std::mutex> lock(mu_);
     reactor_ = reactor;
   }
   // The stream is over: fail what is pending and forget the reactor.
   void Detach(const absl::Status& why);
-  // A reply arrived; false if nothing was pending (protocol violation).
-  bool Deliver(grpc::ByteBuffer reply);
-  // The reactor finished writing; on failure the pending instruction fails.
-  void WriteFailed();
+  // A reply arrived; false if nothing was pending (then it is dropped).
+  bool Deliver(Reply reply);
 
  private:
   const std::string peer_;
@@ -57,10 +63,13 @@ class GrpcClientConnection final : public ClientConnection {
 };
 
 // One Join stream. Lifetime: created by Join(), deleted in OnDone().
+// Locks: gRPC runs read/write reactions and OnDone/OnCancel of a bidi stream on
+// its own threads, never inline inside StartRead/StartWrite/Finish (their
+// callbacks are registered with can_inline=false), so starting an operation
+// while holding mu_ (or the budget's lock) cannot re-enter these locks.
 class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  JoinReactor(FlowerService& service, grpc::CallbackServerContext* context)
-      : service_(service) {
+  JoinReactor(FlowerService& service, grpc::CallbackServerContext* context) : service_(service) {
     service_.open_streams_.fetch_add(1);
     service_.total_streams_.fetch_add(1);
     const int64_t max = service_.options_.max_clients;
@@ -72,7 +81,6 @@ class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     }
     connection_ = std::make_shared<GrpcClientConnection>(service_.NewClientId(), context->peer());
     connection_->Attach(this);
-    StartRead(&incoming_);
     if (!service_.manager_.Register(connection_)) {
       unregistered_ = true;  // the id belongs to someone else
       FinishOnce(grpc::Status(grpc::StatusCode::INTERNAL, "duplicate client id"));
@@ -82,7 +90,7 @@ class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
               service_.manager_.NumAvailable());
   }
 
-  // Thread-safe: called by GrpcClientConnection under its own lock.
+  // Called by GrpcClientConnection (under its lock) to send an instruction.
   void Write(grpc::ByteBuffer message) {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return;
@@ -97,44 +105,52 @@ class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     Finish(std::move(status));
   }
 
+  // The receive budget offers a slot: read the reply. False (slot not taken)
+  // if the stream is already finishing.
+  bool TryGrantRead() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finished_) return false;
+    StartRead(&incoming_);
+    return true;
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Unregister();
+      connection_->Detach(absl::UnavailableError("sending the instruction failed"));
+      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
+      return;
+    }
+    service_.budget_.Request(this);  // then TryGrantRead() starts the read
+  }
+
   void OnReadDone(bool ok) override {
+    // Every granted read ends here; the lease returns its slot when dropped.
+    auto lease = std::make_shared<SlotLease>(service_.budget_);
     if (!ok) {
       // Client half-closed, disconnected, was cancelled or sent an oversized message.
+      lease.reset();
       Unregister();
       connection_->Detach(absl::UnavailableError(
           "the client's stream ended (disconnect, cancellation or a message over the size limit)"));
       FinishOnce(grpc::Status::OK);
       return;
     }
-    grpc::ByteBuffer reply = std::move(incoming_);
+    Reply reply{std::move(incoming_), std::move(lease)};
     incoming_.Clear();
-    if (!connection_->Deliver(std::move(reply))) {
-      log::Warn("client {} sent a message with no instruction pending; closing its stream",
-                connection_->cid());
-      Unregister();
-      connection_->Detach(absl::FailedPreconditionError("unexpected message"));
-      FinishOnce(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                              "ClientMessage received while no instruction was pending"));
-      return;
-    }
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!finished_) StartRead(&incoming_);
-  }
-
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      connection_->WriteFailed();
-      Unregister();
-      FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
-    }
+    connection_->Deliver(std::move(reply));
   }
 
   void OnCancel() override {
-    if (connection_) connection_->Detach(absl::UnavailableError("the stream was cancelled"));
+    if (!connection_) return;
+    Unregister();
+    connection_->Detach(absl::UnavailableError("the client's stream was cancelled"));
+    FinishOnce(grpc::Status::CANCELLED);
   }
 
   void OnDone() override {
     Unregister();
+    service_.budget_.Cancel(this);  // after this no TryGrantRead() can arrive
     if (connection_) {
       connection_->Detach(absl::UnavailableError("the client's stream is closed"));
       log::Info("client {} disconnected ({} connected)", connection_->cid(),
@@ -160,6 +176,41 @@ class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   grpc::ByteBuffer outgoing_ ABSL_GUARDED_BY(mu_);
 };
 
+void ReceiveBudget::Request(JoinReactor* reactor) {
+  // Lock order: budget, then reactor (TryGrantRead); never the reverse.
+  std::lock_guard<std::mutex> lock(mu_);
+  if (free_ == 0) {
+    waiting_.push_back(reactor);
+    return;
+  }
+  if (reactor->TryGrantRead()) --free_;
+}
+
+bool ReceiveBudget::Cancel(JoinReactor* reactor) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = std::find(waiting_.begin(), waiting_.end(), reactor);
+  if (it == waiting_.end()) return false;
+  waiting_.erase(it);
+  return true;
+}
+
+void ReceiveBudget::Release() {
+  // Granting under the lock keeps a reactor from being deleted in between
+  // (OnDone cancels under the same lock first).
+  std::lock_guard<std::mutex> lock(mu_);
+  while (!waiting_.empty()) {
+    JoinReactor* next = waiting_.front();
+    waiting_.pop_front();
+    if (next->TryGrantRead()) return;  // the slot moves on to `next`
+  }
+  ++free_;
+}
+
+int64_t ReceiveBudget::free_slots() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return free_;
+}
+
 void GrpcClientConnection::Send(grpc::ByteBuffer message, ReplyCallback done) {
   absl::Status refused;
   {
@@ -181,15 +232,13 @@ void GrpcClientConnection::Send(grpc::ByteBuffer message, ReplyCallback done) {
 
 void GrpcClientConnection::Close(absl::Status status) {
   ReplyCallback pending;
-  JoinReactor* reactor = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!closed_.ok()) return;
     closed_ = status.ok() ? absl::CancelledError("closed by the server") : status;
     pending = std::move(pending_);
     pending_ = nullptr;
-    reactor = reactor_;
-    if (reactor != nullptr) reactor->FinishOnce(ToGrpc(status));
+    if (reactor_ != nullptr) reactor_->FinishOnce(ToGrpc(status));
   }
   if (pending) pending(closed_);
 }
@@ -205,7 +254,7 @@ void GrpcClientConnection::Detach(const absl::Status& why) {
   if (pending) pending(why);
 }
 
-bool GrpcClientConnection::Deliver(grpc::ByteBuffer reply) {
+bool GrpcClientConnection::Deliver(Reply reply) {
   ReplyCallback pending;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -217,12 +266,11 @@ bool GrpcClientConnection::Deliver(grpc::ByteBuffer reply) {
   return true;
 }
 
-void GrpcClientConnection::WriteFailed() {
-  Detach(absl::UnavailableError("sending the instruction failed"));
-}
-
 FlowerService::FlowerService(strategy::ClientManager& manager, FlowerServiceOptions options)
-    : manager_(manager), options_(options), rng_(std::random_device{}()) {}
+    : manager_(manager),
+      options_(options),
+      budget_(std::max<int64_t>(1, options.max_buffered_replies)),
+      rng_(std::random_device{}()) {}
 
 FlowerService::~FlowerService() = default;
 
@@ -248,14 +296,16 @@ std::string FlowerService::NewClientId() {
 grpc::ByteBuffer SerializeServerMessage(const flwr::proto::ServerMessage& message) {
   grpc::ByteBuffer buffer;
   bool own = false;
-  grpc::Status s = grpc::SerializationTraits<flwr::proto::ServerMessage>::Serialize(message, &buffer, &own);
+  grpc::Status s =
+      grpc::SerializationTraits<flwr::proto::ServerMessage>::Serialize(message, &buffer, &own);
   (void)s;  // serializing an initialized message cannot fail
   return buffer;
 }
 
 absl::StatusOr<flwr::proto::ClientMessage> ParseClientMessage(grpc::ByteBuffer& buffer) {
   flwr::proto::ClientMessage message;
-  grpc::Status s = grpc::SerializationTraits<flwr::proto::ClientMessage>::Deserialize(&buffer, &message);
+  grpc::Status s =
+      grpc::SerializationTraits<flwr::proto::ClientMessage>::Deserialize(&buffer, &message);
   if (!s.ok()) {
     return absl::InvalidArgumentError(
         fmt::format("the reply is not a valid ClientMessage: {}", s.error_message()));

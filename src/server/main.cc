@@ -75,6 +75,23 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+// Peak resident set size of this process in MiB (VmHWM), -1 if unknown.
+double PeakRssMiB() {
+  std::FILE* f = std::fopen("/proc/self/status", "r");
+  if (f == nullptr) return -1;
+  char line[256];
+  double mib = -1;
+  while (std::fgets(line, sizeof(line), f) != nullptr) {
+    long kb = 0;
+    if (std::sscanf(line, "VmHWM: %ld kB", &kb) == 1) {
+      mib = static_cast<double>(kb) / 1024.0;
+      break;
+    }
+  }
+  std::fclose(f);
+  return mib;
+}
+
 void BlockStopSignals() {
   sigset_t set;
   sigemptyset(&set);
@@ -157,7 +174,7 @@ int Main(int argc, char** argv) {
 
   petal::strategy::SimpleClientManager manager(
       static_cast<uint64_t>(config->seed), absl::Seconds(config->client_wait_timeout));
-  petal::server::FlowerService service(manager, {config->max_clients});
+  petal::server::FlowerService service(manager, {config->max_clients, config->max_buffered_replies});
   absl::StatusOr<petal::server::StartedServer> grpc_server =
       petal::server::StartGrpcServer(*config, service);
   if (!grpc_server.ok()) {
@@ -205,6 +222,7 @@ int Main(int argc, char** argv) {
     grpc_server->server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     grpc_server->server->Wait();
   }
+  log::Info("peak RSS {:.1f} MiB", PeakRssMiB());
   return exit_code;
 }
 

@@ -25,9 +25,9 @@ namespace log = common::log;
 // Replies of one batch of instructions, as they arrive.
 class ReplyQueue {
  public:
-  using Item = std::pair<size_t, absl::StatusOr<grpc::ByteBuffer>>;
+  using Item = std::pair<size_t, absl::StatusOr<Reply>>;
 
-  void Push(size_t index, absl::StatusOr<grpc::ByteBuffer> reply) {
+  void Push(size_t index, absl::StatusOr<Reply> reply) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       items_.emplace_back(index, std::move(reply));
@@ -98,10 +98,12 @@ std::string_view MessageKind(ClientMessage::MsgCase c) {
 }
 
 // Parses a reply and checks that it is the kind the instruction expects.
-absl::StatusOr<ClientMessage> ParseReply(absl::StatusOr<grpc::ByteBuffer> reply,
+absl::StatusOr<ClientMessage> ParseReply(absl::StatusOr<Reply> reply,
                                          ClientMessage::MsgCase expected) {
   if (!reply.ok()) return reply.status();
-  PETAL_ASSIGN_OR_RETURN(ClientMessage message, ParseClientMessage(*reply));
+  PETAL_ASSIGN_OR_RETURN(ClientMessage message, ParseClientMessage(reply->bytes));
+  reply->bytes.Clear();  // the parsed message owns the data now
+  reply->lease.reset();  // let the transport read the next reply
   if (message.msg_case() != expected) {
     return absl::InvalidArgumentError(fmt::format("expected {} in reply, got {}", MessageKind(expected),
                                                   MessageKind(message.msg_case())));
@@ -179,7 +181,7 @@ absl::Status Server::Exchange(const std::vector<ClientConnectionPtr>& connection
       queue->Push(i, absl::InternalError("not a client connection"));
       continue;
     }
-    connections[i]->Send(messages[i], [queue, i](absl::StatusOr<grpc::ByteBuffer> reply) {
+    connections[i]->Send(messages[i], [queue, i](absl::StatusOr<Reply> reply) {
       queue->Push(i, std::move(reply));
     });
   }
@@ -224,7 +226,7 @@ absl::StatusOr<common::NDArrays> Server::InitialParameters() {
     common::GetParametersInsToProto(common::GetParametersIns{}, message.mutable_get_parameters_ins());
     absl::StatusOr<common::NDArrays> result = absl::UnknownError("no reply");
     PETAL_RETURN_IF_ERROR(Exchange(picked, {SerializeServerMessage(message)}, options_.round_timeout,
-                                   [&](size_t, absl::StatusOr<grpc::ByteBuffer> reply) {
+                                   [&](size_t, absl::StatusOr<Reply> reply) {
                                      auto msg = ParseReply(std::move(reply), ClientMessage::kGetParametersRes);
                                      if (!msg.ok()) {
                                        result = msg.status();
@@ -285,7 +287,7 @@ absl::Status Server::FitRound(int64_t round, RoundRecord& record) {
     failures.push_back({CidOf(connections[i]), std::move(why)});
   };
   PETAL_RETURN_IF_ERROR(Exchange(
-      connections, messages, options_.round_timeout, [&](size_t i, absl::StatusOr<grpc::ByteBuffer> reply) {
+      connections, messages, options_.round_timeout, [&](size_t i, absl::StatusOr<Reply> reply) {
         absl::StatusOr<ClientMessage> msg = ParseReply(std::move(reply), ClientMessage::kFitRes);
         if (!msg.ok()) return fail(i, msg.status());
         absl::StatusOr<common::FitRes> res = common::FitResFromProto(std::move(*msg->mutable_fit_res()));
@@ -360,7 +362,7 @@ absl::Status Server::EvaluateRound(int64_t round, RoundRecord& record) {
     failures.push_back({CidOf(connections[i]), std::move(why)});
   };
   PETAL_RETURN_IF_ERROR(Exchange(
-      connections, messages, options_.round_timeout, [&](size_t i, absl::StatusOr<grpc::ByteBuffer> reply) {
+      connections, messages, options_.round_timeout, [&](size_t i, absl::StatusOr<Reply> reply) {
         absl::StatusOr<ClientMessage> msg = ParseReply(std::move(reply), ClientMessage::kEvaluateRes);
         if (!msg.ok()) return fail(i, msg.status());
         absl::StatusOr<common::EvaluateRes> res = common::EvaluateResFromProto(msg->evaluate_res());
@@ -414,7 +416,7 @@ void Server::DisconnectAll() {
   std::set<size_t> pending;
   for (size_t i = 0; i < idle.size(); ++i) {
     pending.insert(i);
-    idle[i]->Send(messages[i], [queue, i](absl::StatusOr<grpc::ByteBuffer> r) { queue->Push(i, std::move(r)); });
+    idle[i]->Send(messages[i], [queue, i](absl::StatusOr<Reply> r) { queue->Push(i, std::move(r)); });
   }
   const absl::Time deadline = absl::Now() + options_.reconnect_timeout;
   while (!pending.empty()) {

@@ -86,7 +86,7 @@ class Server {
   bool stop_requested() const { return stop_.load(); }
 
  private:
-  using ReplyHandler = std::function<void(size_t, absl::StatusOr<grpc::ByteBuffer>)>;
+  using ReplyHandler = std::function<void(size_t, absl::StatusOr<Reply>)>;
   // Sends messages[i] to connections[i] all at once and hands each reply (or
   // its failure, DeadlineExceeded for a timed-out one, whose stream is closed)
   // to `on_reply` on this thread. Cancelled if a stop was requested meanwhile.

@@ -258,29 +258,28 @@ absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) 
       continue;
     }
     if (accumulation_ == Accumulation::kFloat64) {
-      // Compensated (TwoSum) accumulation: sum + low holds the running total
-      // with ~106 bits, so the result no longer depends on the order in which
-      // results arrive (a resumed run reproduces an uninterrupted one).
-      if (slot.low.empty()) slot.low.assign(static_cast<size_t>(size), 0.0);
-      double* low = slot.low.data();
-      auto fold = [&](auto load) {
+      if (w.dtype() == DType::kFloat32) {
+        // n * w is exact in float64 (24 + 31 bits), and sums of the same
+        // parameter across clients stay exact in practice: no compensation needed
+        // for the result not to depend on the arrival order.
+        const float* src = reinterpret_cast<const float*>(w.data());
+        for (int64_t i = 0; i < size; ++i) acc[i] += n * static_cast<double>(src[i]);
+      } else if (w.dtype() == DType::kFloat16) {
+        for (int64_t i = 0; i < size; ++i) acc[i] += n * internal::ToDouble(Load<Half>(w.data(), i));
+      } else {
+        // float64: products round, so sum them with TwoSum compensation (~106
+        // bits): the result does not depend on the order results arrive in, and
+        // a resumed run reproduces an uninterrupted one.
+        if (slot.low.empty()) slot.low.assign(static_cast<size_t>(size), 0.0);
+        double* low = slot.low.data();
+        const double* src = reinterpret_cast<const double*>(w.data());
         for (int64_t i = 0; i < size; ++i) {
-          const double p = n * load(i);
+          const double p = n * src[i];
           const double s = acc[i] + p;
           const double b = s - acc[i];
           low[i] += (acc[i] - (s - b)) + (p - b);
           acc[i] = s;
         }
-      };
-      if (w.dtype() == DType::kFloat32) {
-        const float* src = reinterpret_cast<const float*>(w.data());
-        fold([src](int64_t i) { return static_cast<double>(src[i]); });
-      } else if (w.dtype() == DType::kFloat64) {
-        const double* src = reinterpret_cast<const double*>(w.data());
-        fold([src](int64_t i) { return src[i]; });
-      } else {
-        const std::byte* src = w.data();
-        fold([src](int64_t i) { return internal::ToDouble(Load<Half>(src, i)); });
       }
       continue;
     }
@@ -329,11 +328,11 @@ absl::StatusOr<NDArrays> WeightedAverage::Result() const {
     if (!common::IsFloating(slot.dtype)) {
       for (int64_t i = 0; i < size; ++i) internal::StoreRoundedInteger(slot.dtype, dst, i, acc[i] / total);
     } else if (accumulation_ == Accumulation::kFloat64) {
-      const double* low = slot.low.data();
+      const double* low = slot.low.empty() ? nullptr : slot.low.data();
       DispatchFloat(slot.dtype, [&](auto tag) {
         using T = decltype(tag);
         for (int64_t i = 0; i < size; ++i) {
-          Store<T>(dst, i, internal::FromDouble<T>((acc[i] + low[i]) / total));
+          Store<T>(dst, i, internal::FromDouble<T>((low ? acc[i] + low[i] : acc[i]) / total));
         }
       });
     } else {

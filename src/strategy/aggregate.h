@@ -44,8 +44,8 @@ using common::NDArray;
 using common::NDArrays;
 
 enum class Accumulation {
-  kFloat64,  // sum n_i * w_i in compensated float64 (order-independent), divide by N,
-             // round once to the dtype
+  kFloat64,  // sum n_i * w_i in float64 (compensated for float64 arrays), divide by N,
+             // round once to the dtype: in practice independent of the arrival order
   kNative,   // Flower's aggregate(): (w_1*n_1 + w_2*n_2 + ...) / N in order, each operation
              // in the dtype NumPy 1.x computes it in, result stored in the array's dtype
 };
@@ -88,7 +88,7 @@ class WeightedAverage {
     // sum, exactly representable in `native_dtype`, the dtype NumPy would hold
     // it in at this point (value-based casting may widen it).
     std::vector<double> sum;
-    std::vector<double> low;  // float64 mode: the compensation term of `sum`
+    std::vector<double> low;  // float64 mode, float64 arrays: the compensation term of `sum`
     common::DType native_dtype = common::DType::kFloat64;
   };
   absl::Status CheckLayout(const NDArrays& arrays) const;

@@ -52,9 +52,9 @@ class FakeConnection final : public ClientConnection {
         pending_ = nullptr;
       }
       if (!cb) return;
-      grpc::ByteBuffer bytes;
+      Reply bytes;
       bool own = false;
-      (void)grpc::SerializationTraits<flwr::proto::ClientMessage>::Serialize(*reply, &bytes, &own);
+      (void)grpc::SerializationTraits<flwr::proto::ClientMessage>::Serialize(*reply, &bytes.bytes, &own);
       cb(std::move(bytes));
     });
   }

@@ -67,7 +67,13 @@ class ObservedManager final : public strategy::ClientManager {
 struct ReplySlot {
   std::promise<absl::StatusOr<grpc::ByteBuffer>> promise;
   ReplyCallback Callback() {
-    return [this](absl::StatusOr<grpc::ByteBuffer> r) { promise.set_value(std::move(r)); };
+    return [this](absl::StatusOr<Reply> r) {
+      if (r.ok()) {
+        promise.set_value(std::move(r->bytes));  // the lease is returned here
+      } else {
+        promise.set_value(r.status());
+      }
+    };
   }
   absl::StatusOr<grpc::ByteBuffer> Get() {
     auto f = promise.get_future();
@@ -81,7 +87,8 @@ struct ReplySlot {
 class GrpcServiceTest : public ::testing::Test {
  protected:
   void Start(int64_t max_clients = 0, int64_t max_message_length = 2147483647) {
-    service_ = std::make_unique<FlowerService>(manager_, FlowerServiceOptions{max_clients});
+    service_ = std::make_unique<FlowerService>(manager_,
+                                               FlowerServiceOptions{max_clients, service_budget_slots_});
     ServerConfig config;
     config.address = "127.0.0.1:0";
     config.max_message_length = max_message_length;
@@ -111,6 +118,7 @@ class GrpcServiceTest : public ::testing::Test {
     return m;
   }
 
+  int64_t service_budget_slots_ = 8;
   ObservedManager manager_;
   std::unique_ptr<FlowerService> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -150,13 +158,31 @@ TEST_F(GrpcServiceTest, LockStepInstructionAndReply) {
   EXPECT_EQ(parsed.fit_res().num_examples(), 7);
   EXPECT_FALSE(conn->busy());
 
-  // The client leaves: the connection is unregistered and later sends fail.
+  // The client half-closes while idle. As with Flower's bridge, nothing is read
+  // between instructions, so it is noticed with the next instruction, which
+  // fails; the stream then ends and the client leaves the pool.
   stream->WritesDone();
-  EXPECT_TRUE(stream->Finish().ok());
-  ASSERT_TRUE(manager_.WaitForExactly(0));
   ReplySlot gone;
   conn->Send(SerializeServerMessage(FitIns(1.0f)), gone.Callback());
   EXPECT_THAT(gone.Get(), ::petal::testing::StatusIs(absl::StatusCode::kUnavailable));
+  ServerMessage late;
+  while (stream->Read(&late)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+  ASSERT_TRUE(manager_.WaitForExactly(0));
+  ReplySlot after;
+  conn->Send(SerializeServerMessage(FitIns(1.0f)), after.Callback());
+  EXPECT_THAT(after.Get(), ::petal::testing::StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST_F(GrpcServiceTest, IdleClientThatGoesAwayIsUnregisteredAtOnce) {
+  Start();
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  auto stream = stub_->Join(ctx.get());
+  ASSERT_TRUE(manager_.WaitForExactly(1));
+  ctx->TryCancel();  // what closing the channel or killing the process does
+  ASSERT_TRUE(manager_.WaitForExactly(0));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
 TEST_F(GrpcServiceTest, DisconnectDuringAnInstructionFailsIt) {
@@ -174,7 +200,10 @@ TEST_F(GrpcServiceTest, DisconnectDuringAnInstructionFailsIt) {
   ASSERT_TRUE(manager_.WaitForExactly(0));
 }
 
-TEST_F(GrpcServiceTest, UnsolicitedMessageEndsTheStream) {
+TEST_F(GrpcServiceTest, AStrayMessageIsReadAsTheNextReply) {
+  // Lock-step, as Flower's bridge: nothing is read until an instruction is out,
+  // then the next message is its reply, whatever it is (the round loop then
+  // rejects a reply of the wrong kind).
   Start();
   grpc::ClientContext ctx;
   auto stream = stub_->Join(&ctx);
@@ -182,12 +211,68 @@ TEST_F(GrpcServiceTest, UnsolicitedMessageEndsTheStream) {
   ClientMessage stray;
   stray.mutable_disconnect_res()->set_reason(flwr::proto::Reason::ACK);
   ASSERT_TRUE(stream->Write(stray));
-  ServerMessage ignored;
-  EXPECT_FALSE(stream->Read(&ignored));
-  grpc::Status s = stream->Finish();
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_THAT(s.error_message(), HasSubstr("no instruction was pending"));
+  ClientConnectionPtr conn = manager_.Only();
+  ReplySlot slot;
+  conn->Send(SerializeServerMessage(FitIns(1.0f)), slot.Callback());
+  PETAL_ASSERT_OK_AND_ASSIGN(grpc::ByteBuffer bytes, slot.Get());
+  PETAL_ASSERT_OK_AND_ASSIGN(ClientMessage parsed, ParseClientMessage(bytes));
+  EXPECT_TRUE(parsed.has_disconnect_res());
+}
+
+TEST_F(GrpcServiceTest, ReceiveBudgetBoundsBufferedReplies) {
+  // Two slots, five clients answering at once: replies are read two at a time
+  // as the consumer releases them, and all arrive.
+  service_budget_slots_ = 2;
+  Start();
+  constexpr int kClients = 5;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<ClientMessage, ServerMessage>>> streams;
+  for (int i = 0; i < kClients; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(stub_->Join(contexts.back().get()));
+  }
+  ASSERT_TRUE(manager_.WaitForExactly(kClients));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Reply> held;
+  int failures = 0;
+  for (auto& p : manager_.All()) {
+    std::dynamic_pointer_cast<ClientConnection>(p)->Send(
+        SerializeServerMessage(FitIns(1.0f)), [&](absl::StatusOr<Reply> r) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (r.ok()) {
+            held.push_back(*std::move(r));  // keep the lease: the slot stays taken
+          } else {
+            ++failures;
+          }
+          cv.notify_all();
+        });
+  }
+  for (auto& s : streams) {
+    ServerMessage m;
+    ASSERT_TRUE(s->Read(&m));
+    ClientMessage reply;
+    reply.mutable_fit_res()->set_num_examples(1);
+    ASSERT_TRUE(s->Write(reply));
+  }
+  std::unique_lock<std::mutex> lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return held.size() == 2; }));
+  EXPECT_EQ(service_->budget().free_slots(), 0);
+  // Nothing more is read while both slots are held.
+  EXPECT_FALSE(cv.wait_for(lock, std::chrono::milliseconds(300), [&] { return held.size() > 2; }));
+  held.clear();  // consumer done: both slots go to waiting streams
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return held.size() == 2; }));
+  held.clear();
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return held.size() == 1; }));
+  held.clear();
+  EXPECT_EQ(failures, 0);
+  lock.unlock();
+  for (size_t i = 0; i < streams.size(); ++i) {
+    contexts[i]->TryCancel();
+    streams[i]->Finish();
+  }
   ASSERT_TRUE(manager_.WaitForExactly(0));
+  EXPECT_EQ(service_->budget().free_slots(), 2);
 }
 
 TEST_F(GrpcServiceTest, CloseSendsTheStatusToTheClient) {
@@ -271,7 +356,7 @@ TEST_F(GrpcServiceTest, ManyStreamsOnOneChannel) {
   }
   for (auto& slot : slots) EXPECT_TRUE(slot->Get().ok());
   for (size_t i = 0; i < streams.size(); ++i) {
-    streams[i]->WritesDone();
+    contexts[i]->TryCancel();
     streams[i]->Finish();
   }
   ASSERT_TRUE(manager_.WaitForExactly(0));
