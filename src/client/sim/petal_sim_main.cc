@@ -7,7 +7,6 @@
 //
 // Exit status: 0 all rounds done; 1 runtime failure; 2 bad usage or config;
 // 3 stopped by SIGINT/SIGTERM (outputs describe the last completed round).
-#include <dlfcn.h>
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
@@ -106,19 +105,6 @@ class SignalWatcher {
   std::atomic<bool> signalled_{false};
   std::thread thread_;
 };
-
-// The pthread build of OpenBLAS (Debian's libopenblas0-pthread, LibTorch's
-// BLAS here) runs every call on its own pool of one thread per core and makes
-// concurrent callers wait for it; with several workers, each training one
-// client, that is many times slower than giving each call one thread (the
-// environment variable OPENBLAS_NUM_THREADS would do it, but it is read when
-// the library loads). No effect with another BLAS.
-void LimitBlasThreads(int threads) {
-  using SetNumThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetNumThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    set(threads);
-  }
-}
 
 std::string Metric(const common::ConfigMap& m, const char* key) {
   absl::StatusOr<double> v = m.GetDouble(key);
@@ -296,8 +282,9 @@ int Main(int argc, char** argv) {
     }
     std::cout << line << "\n" << std::flush;
   };
+  // Each worker trains one client at a time with client.threads intra-op
+  // threads; LocalWorkload::Create sizes LibTorch's and OpenBLAS's pools to that.
   const int32_t threads_used = options.threads;
-  if (threads_used > 1) LimitBlasThreads(1);
   Simulation sim(std::move(options), *std::move(strategy), (*pool)->Factory());
   absl::StatusOr<SimulationResult> result;
   {
