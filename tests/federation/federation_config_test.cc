@@ -67,23 +67,27 @@ TEST_F(FederationConfigTest, ReadsEveryKeyAndResolvesPathsAgainstTheFile) {
 TEST_F(FederationConfigTest, BadFilesNameTheProblem) {
   EXPECT_THAT(LoadFederationFile((dir_ / "missing.yaml").string()).status(),
               StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(LoadFederationFile(Write("a.yaml", "clients: 2\nserver: {config: sub/server.yaml}\n"
-                                                 "client: {config: sub/client.yaml}\nclientz: 3\n"))
+  EXPECT_THAT(LoadFederationFile(Write("a.yaml",
+                                       "clients: 2\nserver: {config: sub/server.yaml}\n"
+                                       "client: {config: sub/client.yaml}\nclientz: 3\n"))
                   .status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown key 'clientz'")));
-  EXPECT_THAT(LoadFederationFile(Write("b.yaml", "clients: 0\nserver: {config: sub/server.yaml}\n"
-                                                 "client: {config: sub/client.yaml}\n"))
+  EXPECT_THAT(LoadFederationFile(Write("b.yaml",
+                                       "clients: 0\nserver: {config: sub/server.yaml}\n"
+                                       "client: {config: sub/client.yaml}\n"))
                   .status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("clients")));
-  EXPECT_THAT(LoadFederationFile(Write("c.yaml", "clients: 2\nserver: {config: nope.yaml}\n"
-                                                 "client: {config: sub/client.yaml}\n"))
+  EXPECT_THAT(LoadFederationFile(Write("c.yaml",
+                                       "clients: 2\nserver: {config: nope.yaml}\n"
+                                       "client: {config: sub/client.yaml}\n"))
                   .status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("no such file")));
   EXPECT_THAT(LoadFederationFile(Write("d.yaml", "clients: 2\nserver: {config: sub/server.yaml}\n"))
                   .status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("client.config")));
-  EXPECT_THAT(LoadFederationFile(Write("e.yaml", "clients: 2\nserver: {config: sub/server.yaml, "
-                                                 "set: [novalue]}\nclient: {config: sub/client.yaml}\n"))
+  EXPECT_THAT(LoadFederationFile(Write("e.yaml",
+                                       "clients: 2\nserver: {config: sub/server.yaml, "
+                                       "set: [novalue]}\nclient: {config: sub/client.yaml}\n"))
                   .status(),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("key=value")));
   EXPECT_THAT(LoadFederationFile(Write("f.yaml", "clients: [2\n")).status(),
@@ -92,7 +96,8 @@ TEST_F(FederationConfigTest, BadFilesNameTheProblem) {
 
 TEST_F(FederationConfigTest, ShippedFederationFilesLoad) {
   int count = 0;
-  for (const auto& entry : fs::directory_iterator(fs::path(PETAL_SOURCE_DIR) / "configs/federation")) {
+  for (const auto& entry :
+       fs::directory_iterator(fs::path(PETAL_SOURCE_DIR) / "configs/federation")) {
     if (entry.path().extension() != ".yaml") continue;
     ++count;
     absl::StatusOr<FederationFile> f = LoadFederationFile(entry.path().string());
@@ -108,8 +113,8 @@ TEST(ServerTopologySetsTest, AllClientsTakePartOnlyWhenTheFractionIsOne) {
   EXPECT_THAT(ServerTopologySets(4, 1.0, 1.0),
               ElementsAre("strategy.min_available_clients=4", "strategy.min_fit_clients=4",
                           "strategy.min_evaluate_clients=4"));
-  EXPECT_THAT(ServerTopologySets(943, 0.1, 1.0),
-              ElementsAre("strategy.min_available_clients=943", "strategy.min_evaluate_clients=943"));
+  EXPECT_THAT(ServerTopologySets(943, 0.1, 1.0), ElementsAre("strategy.min_available_clients=943",
+                                                             "strategy.min_evaluate_clients=943"));
   EXPECT_THAT(ServerTopologySets(10, 0.5, 0.0), ElementsAre("strategy.min_available_clients=10"));
 }
 

@@ -77,7 +77,8 @@ TEST_F(NcfClientPoolTest, VirtualClientsHoldWhatEachPetalClientWouldLoad) {
   std::set<int32_t> all;
   int64_t interactions = 0;
   for (int32_t i = 0; i < 3; ++i) {
-    absl::StatusOr<model::SplitData> own = model::LoadClientData(config.data, config.split, parts, i);
+    absl::StatusOr<model::SplitData> own =
+        model::LoadClientData(config.data, config.split, parts, i);
     ASSERT_THAT(own.status(), IsOk());
     const model::SplitData& virt = (*pool)->partition(i);
     EXPECT_EQ(virt.users, own->users) << "client " << i;
@@ -131,9 +132,11 @@ TEST_F(NcfClientPoolTest, BadIndicesAndConfigsAreErrors) {
   client::ClientAppConfig config = Config(model::PartitionScheme::kIid);
   auto pool = NcfClientPool::Create(config, 2, "");
   ASSERT_THAT(pool.status(), IsOk());
-  EXPECT_THAT((*pool)->Make(2).status(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("2")));
+  EXPECT_THAT((*pool)->Make(2).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("2")));
   EXPECT_THAT((*pool)->Make(-1).status(), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(NcfClientPool::Create(config, 0, "").status(), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(NcfClientPool::Create(config, 0, "").status(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(NcfClientPool::Create(config, 61, "").status(),
               StatusIs(absl::StatusCode::kInvalidArgument));  // more partitions than users
   client::ClientAppConfig per_user = Config(model::PartitionScheme::kPerUser);

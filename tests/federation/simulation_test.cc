@@ -73,7 +73,8 @@ class FakeClient final : public client::Client {
     if (world_.on_fit) world_.on_fit(round);
     if (world_.throws.count(index_)) throw std::runtime_error("boom");
     if (world_.bad_status.count(index_)) {
-      return common::FitRes{common::ReplyStatus{common::Code::kFitNotImplemented, "nope"}, {}, 0, {}};
+      return common::FitRes{
+          common::ReplyStatus{common::Code::kFitNotImplemented, "nope"}, {}, 0, {}};
     }
     const double lr = ins.config.GetDoubleOr("lr", 0.5).value();
     auto w = (*ins.parameters)[0].values<float>();
@@ -362,7 +363,8 @@ TEST(SimulationTest, NoInitialParametersIsAnError) {
   World world;
   world.factory_error = {0, 1};
   Simulation sim(Options(2, 1, 1), MakeStrategy(AllClients(2)), FactoryFor(world));
-  EXPECT_THAT(sim.Run().status(), StatusIs(absl::StatusCode::kUnavailable, HasSubstr("3 attempts")));
+  EXPECT_THAT(sim.Run().status(),
+              StatusIs(absl::StatusCode::kUnavailable, HasSubstr("3 attempts")));
 }
 
 TEST(SimulationTest, StopAbandonsTheRoundAndKeepsTheLastCompletedModel) {

@@ -40,8 +40,9 @@ NcfClientPool::NcfClientPool(client::ClientAppConfig config, std::vector<model::
 
 NcfClientPool::~NcfClientPool() = default;
 
-absl::StatusOr<std::unique_ptr<NcfClientPool>> NcfClientPool::Create(
-    client::ClientAppConfig config, int32_t num_clients, std::string state_root) {
+absl::StatusOr<std::unique_ptr<NcfClientPool>> NcfClientPool::Create(client::ClientAppConfig config,
+                                                                     int32_t num_clients,
+                                                                     std::string state_root) {
   if (num_clients < 1) {
     return absl::InvalidArgumentError(fmt::format("num_clients must be >= 1, got {}", num_clients));
   }
@@ -50,7 +51,8 @@ absl::StatusOr<std::unique_ptr<NcfClientPool>> NcfClientPool::Create(
   config.partition = partitions;
   // What model::LoadClientData does in every petal-client, once for all.
   PETAL_ASSIGN_OR_RETURN(model::Dataset dataset, model::LoadDataset(config.data));
-  PETAL_ASSIGN_OR_RETURN(model::SplitData pooled, model::MakeSplit(dataset, config.data, config.split));
+  PETAL_ASSIGN_OR_RETURN(model::SplitData pooled,
+                         model::MakeSplit(dataset, config.data, config.split));
   PETAL_ASSIGN_OR_RETURN(std::vector<std::vector<int32_t>> users,
                          model::PartitionUsers(pooled, partitions));
   if (static_cast<int32_t>(users.size()) != num_clients) {
@@ -64,15 +66,17 @@ absl::StatusOr<std::unique_ptr<NcfClientPool>> NcfClientPool::Create(
     parts.push_back(std::move(part));
   }
   const uint64_t noise_base =
-      config.privacy_seed ? *config.privacy_seed
-                          : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
+      config.privacy_seed
+          ? *config.privacy_seed
+          : (static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}();
   return std::unique_ptr<NcfClientPool>(
       new NcfClientPool(std::move(config), std::move(parts), std::move(state_root), noise_base));
 }
 
 int64_t NcfClientPool::total_interactions() const {
   int64_t n = 0;
-  for (const model::SplitData& p : parts_) n += static_cast<int64_t>(p.train.size() + p.test.size());
+  for (const model::SplitData& p : parts_)
+    n += static_cast<int64_t>(p.train.size() + p.test.size());
   return n;
 }
 

@@ -57,9 +57,12 @@ absl::StatusOr<Overrides> SplitOverrides(const std::vector<std::string>& sets) {
     }
     const std::string role = s.substr(0, colon);
     std::string rest = s.substr(colon + 1);
-    if (role == "server") o.server.push_back(std::move(rest));
-    else if (role == "client") o.client.push_back(std::move(rest));
-    else if (role == "shared") o.shared.push_back(std::move(rest));
+    if (role == "server")
+      o.server.push_back(std::move(rest));
+    else if (role == "client")
+      o.client.push_back(std::move(rest));
+    else if (role == "shared")
+      o.shared.push_back(std::move(rest));
     else {
       return absl::InvalidArgumentError(
           fmt::format("--set '{}': unknown target '{}' (server, client or shared)", s, role));
@@ -124,13 +127,16 @@ int Main(int argc, char** argv) {
       "petal-client, on the same partitions) on a thread pool, driven by petal-server's "
       "strategies, from a federation file (configs/federation/*.yaml).");
   cli.AddFlag("federation", "PATH", "federation file (required)");
-  cli.AddFlag("out", "DIR", "output folder: history.json/.csv, model.npz, simulation.json, "
-                            "client-state/ (default out/sim/<federation name>)");
+  cli.AddFlag("out", "DIR",
+              "output folder: history.json/.csv, model.npz, simulation.json, "
+              "client-state/ (default out/sim/<federation name>)");
   cli.AddFlag("clients", "N", "number of virtual clients (default: the federation's)");
   cli.AddFlag("threads", "T", "worker threads (default: the federation's sim.threads)");
-  cli.AddFlag("max-parallel", "M", "virtual clients alive at once, >= threads (default 2 x threads)");
-  cli.AddFlag("evaluate-every", "K", "federated evaluation every K rounds and after the last "
-                                     "(0: last only; default: sim.evaluate_every)");
+  cli.AddFlag("max-parallel", "M",
+              "virtual clients alive at once, >= threads (default 2 x threads)");
+  cli.AddFlag("evaluate-every", "K",
+              "federated evaluation every K rounds and after the last "
+              "(0: last only; default: sim.evaluate_every)");
   cli.AddFlag("log-level", "LEVEL", "log level of the clients and strategies", "warn");
   cli.AddSwitch("print-config", "print the effective server and client configs and exit");
   cli.AddEpilog(
@@ -153,7 +159,8 @@ int Main(int argc, char** argv) {
     std::cerr << "petal-sim: " << s.message() << "\n";
     return kExitUsage;
   };
-  if (!cli.Has("federation")) return usage_error(absl::InvalidArgumentError("--federation is required"));
+  if (!cli.Has("federation"))
+    return usage_error(absl::InvalidArgumentError("--federation is required"));
   if (!cli.positional().empty()) {
     return usage_error(absl::InvalidArgumentError(
         fmt::format("unexpected argument '{}' (see --help)", cli.positional()[0])));
@@ -175,7 +182,8 @@ int Main(int argc, char** argv) {
     char* end = nullptr;
     const long long v = std::strtoll(text.c_str(), &end, 10);
     if (text.empty() || *end != '\0' || v < lo) {
-      return absl::InvalidArgumentError(fmt::format("--{} must be an integer >= {}, got '{}'", name, lo, text));
+      return absl::InvalidArgumentError(
+          fmt::format("--{} must be an integer >= {}, got '{}'", name, lo, text));
     }
     return static_cast<int64_t>(v);
   };
@@ -193,7 +201,8 @@ int Main(int argc, char** argv) {
   if (!server_yaml.ok()) return usage_error(server_yaml.status());
   absl::StatusOr<server::ServerConfig> server_config = server::ReadServerConfig(*server_yaml);
   if (!server_config.ok()) return usage_error(server_config.status());
-  absl::StatusOr<double> fraction_fit = server_config->strategy_params.GetDoubleOr("fraction_fit", 1.0);
+  absl::StatusOr<double> fraction_fit =
+      server_config->strategy_params.GetDoubleOr("fraction_fit", 1.0);
   absl::StatusOr<double> fraction_evaluate =
       server_config->strategy_params.GetDoubleOr("fraction_evaluate", 1.0);
   if (!fraction_fit.ok()) return usage_error(fraction_fit.status());
@@ -219,14 +228,16 @@ int Main(int argc, char** argv) {
     return 0;
   }
 
-  strategy::StrategyConfig strategy_config = server::MakeStrategyConfig(*server_config, *server_yaml);
+  strategy::StrategyConfig strategy_config =
+      server::MakeStrategyConfig(*server_config, *server_yaml);
   if (!server_config->initial_parameters.empty()) {
     absl::StatusOr<common::NDArrays> initial =
         server::LoadInitialParameters(server_config->initial_parameters);
     if (!initial.ok()) return usage_error(initial.status());
     strategy_config.initial_parameters = *std::move(initial);
   }
-  absl::StatusOr<strategy::StrategyPtr> strategy = strategy::MakeStrategy(std::move(strategy_config));
+  absl::StatusOr<strategy::StrategyPtr> strategy =
+      strategy::MakeStrategy(std::move(strategy_config));
   if (!strategy.ok()) return usage_error(strategy.status());
 
   const std::string out = cli.Has("out") ? cli.Get("out") : "out/sim/" + fed->name;
@@ -250,8 +261,8 @@ int Main(int argc, char** argv) {
                    "petal-sim: federation {} ({}): {} virtual clients ({} partitions) of {} ({} "
                    "items, {} tags, {} interactions), data ready in {:.1f} s\n",
                    fed->name, fed->description, n,
-                   model::PartitionSchemeName(client_config->partition.scheme),
-                   first.catalog->name, first.catalog->num_items(), first.catalog->num_tags(),
+                   model::PartitionSchemeName(client_config->partition.scheme), first.catalog->name,
+                   first.catalog->num_items(), first.catalog->num_tags(),
                    (*pool)->total_interactions(),
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count())
             << std::flush;
@@ -265,8 +276,9 @@ int Main(int argc, char** argv) {
   options.seed = static_cast<uint64_t>(server_config->seed);
   options.output_dir = out;
   const std::string strategy_name = server_config->strategy;
-  std::cout << fmt::format("petal-sim: {} for {} rounds, fraction_fit {}, {} threads, output in {}/\n",
-                           strategy_name, options.num_rounds, *fraction_fit, options.threads, out)
+  std::cout << fmt::format(
+                   "petal-sim: {} for {} rounds, fraction_fit {}, {} threads, output in {}/\n",
+                   strategy_name, options.num_rounds, *fraction_fit, options.threads, out)
             << std::flush;
   options.on_round = [&](const server::RoundRecord& r) {
     std::string line = fmt::format("round {:>3}/{}: fit {}/{} clients {:.1f} s", r.round,

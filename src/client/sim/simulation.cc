@@ -212,13 +212,15 @@ double PeakRssMiB() {
 
 absl::Status ValidateSimulationOptions(const SimulationOptions& o) {
   if (o.num_clients < 1) {
-    return absl::InvalidArgumentError(fmt::format("num_clients must be >= 1, got {}", o.num_clients));
+    return absl::InvalidArgumentError(
+        fmt::format("num_clients must be >= 1, got {}", o.num_clients));
   }
   if (o.num_rounds < 1) {
     return absl::InvalidArgumentError(fmt::format("num_rounds must be >= 1, got {}", o.num_rounds));
   }
   if (o.threads < 1 || o.threads > 1024) {
-    return absl::InvalidArgumentError(fmt::format("threads must be in [1, 1024], got {}", o.threads));
+    return absl::InvalidArgumentError(
+        fmt::format("threads must be in [1, 1024], got {}", o.threads));
   }
   if (o.max_parallel != 0 && o.max_parallel < o.threads) {
     return absl::InvalidArgumentError(fmt::format(
@@ -319,17 +321,20 @@ absl::StatusOr<common::NDArrays> Simulation::Impl::InitialParameters() {
     const int32_t index = IndexOf(picked[0]);
     absl::StatusOr<common::GetParametersRes> res = WithClient<common::GetParametersRes>(
         index, [](client::Client& c) { return c.GetParameters(common::GetParametersIns{}); });
-    if (res.ok()) last = server::ValidateGetParametersRes(*res);
-    else last = res.status();
+    if (res.ok())
+      last = server::ValidateGetParametersRes(*res);
+    else
+      last = res.status();
     if (last.ok()) {
-      log::Info("initial parameters from virtual client {} ({} arrays)", index, res->parameters.size());
+      log::Info("initial parameters from virtual client {} ({} arrays)", index,
+                res->parameters.size());
       return std::move(res->parameters);
     }
     log::Warn("virtual client {} did not provide initial parameters: {}", index, last);
   }
-  return absl::UnavailableError(fmt::format(
-      "no virtual client provided initial parameters in {} attempts (last: {})", kAttempts,
-      last.ToString()));
+  return absl::UnavailableError(
+      fmt::format("no virtual client provided initial parameters in {} attempts (last: {})",
+                  kAttempts, last.ToString()));
 }
 
 absl::Status Simulation::Impl::Centralized(int64_t round, server::RoundRecord& record, bool* any) {
@@ -350,9 +355,10 @@ absl::Status Simulation::Impl::FitRound(int64_t round, server::RoundRecord& reco
   if (stop.load()) return absl::CancelledError("stop requested");
   record.fit_sampled = static_cast<int64_t>(instructions.size());
   if (instructions.empty()) {
-    log::Warn("[ROUND {}] no clients sampled for training (are min_fit_clients / "
-              "min_available_clients larger than the {} virtual clients?)",
-              round, options.num_clients);
+    log::Warn(
+        "[ROUND {}] no clients sampled for training (are min_fit_clients / "
+        "min_available_clients larger than the {} virtual clients?)",
+        round, options.num_clients);
     record.fit_seconds = SecondsSince(start);
     return absl::OkStatus();
   }
@@ -377,7 +383,8 @@ absl::Status Simulation::Impl::FitRound(int64_t round, server::RoundRecord& reco
         if (absl::Status valid = server::ValidateFitRes(*res, *global); !valid.ok()) {
           return fail(cid, valid);
         }
-        absl::Status added = aggregator->Add(strategy::FitResult{instructions[i].client, *std::move(res)});
+        absl::Status added =
+            aggregator->Add(strategy::FitResult{instructions[i].client, *std::move(res)});
         if (!added.ok()) fail(cid, added);
       };
   const bool complete = RunOrdered(*pool, instructions.size(), Window(), task, consume, stop);

@@ -45,16 +45,16 @@ namespace petal::sim {
 // as text). Called from worker threads, concurrently for different indices,
 // never twice at once for the same index. An error counts as that client's
 // failure for the instruction.
-using ClientFactory =
-    std::function<absl::StatusOr<std::unique_ptr<client::Client>>(int32_t index)>;
+using ClientFactory = std::function<absl::StatusOr<std::unique_ptr<client::Client>>(int32_t index)>;
 
 struct SimulationOptions {
   int32_t num_clients = 2;
   int64_t num_rounds = 1;
-  int32_t threads = 1;         // worker threads
-  int32_t max_parallel = 0;    // clients alive at once; 0 = 2 x threads (>= threads)
-  int64_t evaluate_every = 1;  // federated evaluation every N rounds (and after the last); 0 = last only
-  uint64_t seed = 0;           // client sampling (petal-server's run.seed)
+  int32_t threads = 1;       // worker threads
+  int32_t max_parallel = 0;  // clients alive at once; 0 = 2 x threads (>= threads)
+  int64_t evaluate_every =
+      1;              // federated evaluation every N rounds (and after the last); 0 = last only
+  uint64_t seed = 0;  // client sampling (petal-server's run.seed)
   // history.json, history.csv, model.npz (as petal-server writes them) and
   // simulation.json (timings, memory); "" writes nothing.
   std::string output_dir;
