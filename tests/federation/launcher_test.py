@@ -243,6 +243,30 @@ class LauncherTest(unittest.TestCase):
         losses = [r["fit"]["metrics"]["train_loss"] for r in sim["rounds"]]
         self.assertLess(losses[-1], losses[0])
 
+    def test_sim_command_line(self):
+        out = os.path.join(self.tmp, "sim_fraction")
+        s = subprocess.run([SIM, "--federation", TINY, "--out", out, "--clients", "12",
+                            "--fraction", "0.25", "--set", "server:run.num_rounds=1"],
+                           capture_output=True, text=True, timeout=120, cwd=SOURCE)
+        self.assertEqual(s.returncode, 0, s.stdout + s.stderr)
+        with open(os.path.join(out, "history.json"), encoding="utf-8") as f:
+            record = json.load(f)["rounds"][0]
+        self.assertEqual(record["fit"]["sampled"], 3)  # 25 % of 12
+        self.assertEqual(record["evaluate"]["sampled"], 12)  # fraction_evaluate 1: everyone
+        with open(os.path.join(out, "simulation.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+        self.assertEqual(summary["num_clients"], 12)
+        self.assertEqual(len(summary["round_seconds"]), 1)
+        for args, message in ((["--out", out], "--federation is required"),
+                              (["--federation", TINY, "--set", "run.num_rounds=1"], "server:KEY=VALUE"),
+                              (["--federation", TINY, "--set", "servr:a=1"], "unknown target"),
+                              (["--federation", TINY, "--fraction", "2"], "fraction_fit"),
+                              (["--federation", TINY, "--threads", "0"], "--threads"),
+                              (["--federation", TINY, "--set", "client:train.lrr=1"], "train.lrr")):
+            r = subprocess.run([SIM, *args], capture_output=True, text=True, timeout=60, cwd=SOURCE)
+            self.assertEqual(r.returncode, 2, (args, r.stdout, r.stderr))
+            self.assertIn(message, r.stderr, args)
+
     def test_sim_reads_the_same_configs_as_the_launcher(self):
         r = self.federate("plan", TINY, "--json", "--clients", "5", "--server-set", "run.seed=4")
         self.assertEqual(r.returncode, 0, r.stderr)

@@ -132,6 +132,9 @@ int Main(int argc, char** argv) {
               "client-state/ (default out/sim/<federation name>)");
   cli.AddFlag("clients", "N", "number of virtual clients (default: the federation's)");
   cli.AddFlag("threads", "T", "worker threads (default: the federation's sim.threads)");
+  cli.AddFlag("fraction", "F",
+              "clients sampled per round for training (same as --set "
+              "server:strategy.fraction_fit=F)");
   cli.AddFlag("max-parallel", "M",
               "virtual clients alive at once, >= threads (default 2 x threads)");
   cli.AddFlag("evaluate-every", "K",
@@ -197,6 +200,9 @@ int Main(int argc, char** argv) {
   const int32_t n = static_cast<int32_t>(*clients);
 
   // The server's config with the federation's topology (the rule scripts/federate applies).
+  if (cli.Has("fraction")) {
+    overrides->server.push_back("strategy.fraction_fit=" + cli.Get("fraction"));
+  }
   absl::StatusOr<common::YamlConfig> server_yaml = LoadWithSets(fed->server, overrides->server);
   if (!server_yaml.ok()) return usage_error(server_yaml.status());
   absl::StatusOr<server::ServerConfig> server_config = server::ReadServerConfig(*server_yaml);
