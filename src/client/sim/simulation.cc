@@ -250,7 +250,9 @@ struct Simulation::Impl {
   std::atomic<int64_t> fit_calls{0};
   std::atomic<int64_t> evaluate_calls{0};
 
-  // Creates client `index`, runs `call` on it, destroys it.
+  // Creates client `index`, runs `call` on it, destroys it. The slot counted
+  // in `live` is taken before the factory call and freed after the client is
+  // destroyed, so it covers the client's whole lifetime (max_live_clients).
   template <typename R>
   absl::StatusOr<R> WithClient(int32_t index,
                                const std::function<absl::StatusOr<R>(client::Client&)>& call) {

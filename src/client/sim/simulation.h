@@ -18,8 +18,9 @@
 //   PETAL_ASSIGN_OR_RETURN(SimulationResult result, sim.Run());
 //
 // Virtual clients are created on demand by a ClientFactory, used for one
-// instruction and destroyed: at most `max_parallel` exist at a time, so memory
-// is O(max_parallel x model) whatever N is; whatever must survive between
+// instruction and destroyed: at most one per worker thread exists at a time,
+// and at most `max_parallel` replies are in flight, so memory is
+// O(max_parallel x model) whatever N is; whatever must survive between
 // rounds (NcfClient's user embeddings) is the factory's business (state
 // directories). Results are folded into the aggregate in sampling order
 // whatever the thread timing, so a run is a deterministic function of its
@@ -51,7 +52,10 @@ struct SimulationOptions {
   int32_t num_clients = 2;
   int64_t num_rounds = 1;
   int32_t threads = 1;       // worker threads
-  int32_t max_parallel = 0;  // clients alive at once; 0 = 2 x threads (>= threads)
+  // Instructions in flight at once (running, or done with the reply waiting to
+  // be folded in in sampling order); 0 = 2 x threads; must be >= threads. Clients
+  // alive at once are at most min(threads, max_parallel) = threads.
+  int32_t max_parallel = 0;
   int64_t evaluate_every =
       1;              // federated evaluation every N rounds (and after the last); 0 = last only
   uint64_t seed = 0;  // client sampling (petal-server's run.seed)
@@ -71,7 +75,12 @@ struct SimulationResult {
   double seconds = 0.0;  // whole run
   int64_t fit_calls = 0;
   int64_t evaluate_calls = 0;
-  int32_t max_live_clients = 0;  // most virtual clients alive at once (<= max_parallel)
+  // Most client slots in use at once. A worker takes a slot before it calls the
+  // factory and frees it after the client is destroyed, so the slot's interval
+  // contains its client's lifetime: the clients alive at any instant never
+  // exceed this, and it never exceeds threads (one slot per busy worker), which
+  // is <= max_parallel.
+  int32_t max_live_clients = 0;
   double peak_rss_mib = 0.0;     // of this process, at the end (VmHWM; 0 if unknown)
 };
 
