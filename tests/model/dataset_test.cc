@@ -246,6 +246,24 @@ TEST(LoadMovieLensLatestTest, ErrorsNameFileAndLine) {
       {"movies.csv", "movieId,title,genres\n1,A,Comedy\nx,B,Drama\n",
        "movies.csv:3: column 1 (movieId): 'x' is not an integer"},
       {"movies.csv", "movieId,title,genres\n1,A,Comedy||Drama\n", "movies.csv:2: empty genre name"},
+      {"movies.csv", "movieId,title,genres\n1,A,Comedy\n1,B,Drama\n",
+       "movies.csv:3: duplicate movieId 1"},
+      {"movies.csv", "movieId,title,genres\n1,A\n", "movies.csv:2: expected 3 columns"},
+      {"movies.csv", "movieId,title\n1,A\n", "movies.csv:1: expected the header"},
+      {"ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,1\nu7,1,4.0,1\n",
+       "ratings.csv:3: column 1 (userId): 'u7' is not an integer"},
+      {"ratings.csv", "userId,movieId,rating,timestamp\n1,1,nan,1\n",
+       "ratings.csv:2: column 3 (rating): 'nan' is not a finite number"},
+      {"ratings.csv", "userId,movieId,rating,timestamp\n1,1,0.0,1\n",
+       "ratings.csv:2: rating 0 is outside [0.5, 5]"},
+      {"ratings.csv", "userId,movieId,rating,timestamp\n1,1,4.0,1,extra\n",
+       "ratings.csv:2: expected 4 columns separated by ',', got 5"},
+      {"tags.csv", "userId,movieId,tag,timestamp\n1,1,funny\n",
+       "tags.csv:2: expected 4 columns separated by ',', got 3"},
+      {"tags.csv", "userId,movieId,tag,timestamp\n1,1,funny,later\n",
+       "tags.csv:2: column 4 (timestamp): 'later' is not an integer"},
+      {"tags.csv", "user,movie,tag,time\n1,1,funny,1\n",
+       "tags.csv:1: expected the header 'userId,movieId,tag,timestamp'"},
   };
   for (const Case& c : cases) {
     TempDir dir("ml");
@@ -258,6 +276,41 @@ TEST(LoadMovieLensLatestTest, ErrorsNameFileAndLine) {
   TempDir empty("ml");
   EXPECT_THAT(LoadMovieLensLatest(empty.path()),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("movies.csv")));
+  TempDir no_ratings("ml");
+  WriteLatest(no_ratings);
+  std::filesystem::remove(no_ratings.file("ratings.csv"));
+  EXPECT_THAT(LoadMovieLensLatest(no_ratings.path()),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("ratings.csv")));
+}
+
+TEST(LoadMovieLensLatestTest, MalformedGenomeFilesNameFileAndLine) {
+  struct Case {
+    std::string tags;
+    std::string scores;
+    std::string message;
+  };
+  const std::string good_tags = "tagId,tag\n1,pixar animation\n";
+  const std::string good_scores = "movieId,tagId,relevance\n1,1,0.9\n";
+  const Case cases[] = {
+      {good_tags, "movieId,tagId,relevance\n1,1,0.9\n1,7,0.9\n",
+       "genome-scores.csv:3: unknown tagId 7"},
+      {good_tags, "movieId,tagId,relevance\n1,1,1.5\n",
+       "genome-scores.csv:2: relevance 1.5 is outside [0, 1]"},
+      {good_tags, "movieId,tagId,relevance\n99,1,0.5\n", "genome-scores.csv:2: unknown item '99'"},
+      {good_tags, "movieId,tagId,relevance\n1,1\n",
+       "genome-scores.csv:2: expected 3 columns separated by ',', got 2"},
+      {"tagId,tag\n1,a\n1,b\n", good_scores, "genome-tags.csv:3: duplicate tagId 1"},
+      {"tagId,tag\n1, \n", good_scores, "genome-tags.csv:2: empty tag"},
+  };
+  for (const Case& c : cases) {
+    TempDir dir("ml-20m");
+    WriteLatest(dir);
+    dir.Write("genome-tags.csv", c.tags);
+    dir.Write("genome-scores.csv", c.scores);
+    EXPECT_THAT(LoadMovieLensLatest(dir.path()),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.message)))
+        << c.tags << c.scores;
+  }
 }
 
 TEST(LoadCsvTest, LoadsInteractionsWithUserTags) {
@@ -311,6 +364,22 @@ TEST(LoadCsvTest, MalformedInputIsAnError) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("c.csv:1: empty user id")));
   EXPECT_THAT(LoadCsv(dir.Write("d.csv", "1,2,3,1,a||b\n")),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("d.csv:1: empty tag")));
+  EXPECT_THAT(LoadCsv(dir.Write("f.csv", "user,item,rating,timestamp\n1,2,good,1\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("f.csv:2: column 3 (rating): 'good' is not a finite number")));
+  EXPECT_THAT(LoadCsv(dir.Write("g.csv", "1,,3,1\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("g.csv:1: empty item id")));
+  EXPECT_THAT(LoadCsv(dir.Write("h.csv", "1,2,3,1,a,b\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("h.csv:1: expected 4 to 5 columns separated by ',', got 6")));
+  const std::string good = dir.Write("r.csv", "1,10,4,7\n");
+  EXPECT_THAT(LoadCsv(good, dir.Write("i1.csv", "10,Books\n10,Tools\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("i1.csv:2: duplicate item id 10")));
+  EXPECT_THAT(LoadCsv(good, dir.Write("i2.csv", "10\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("i2.csv:1: expected 2 to 3 columns separated by ',', got 1")));
+  EXPECT_THAT(LoadCsv(good, dir.file("no-items.csv")), StatusIs(absl::StatusCode::kNotFound));
   LoadOptions stars;
   stars.min_rating = 1;
   stars.max_rating = 10;

@@ -72,6 +72,23 @@ TEST_F(MovieLensTest, MlLatestSmallLoadsGenresAndUserTags) {
             ds.interactions.ratings.end());
 }
 
+TEST_F(MovieLensTest, MlLatestSmallSplitsForBothProtocols) {
+  PETAL_ASSERT_OK_AND_ASSIGN(Dataset ds, LoadMovieLensLatest(DataDir() + "/ml-latest-small"));
+  PETAL_ASSERT_OK_AND_ASSIGN(SplitData loo, LeaveOneOut(ds, 99, 1));
+  EXPECT_EQ(loo.ranking.size(), 610u);  // every user rated at least 20 movies
+  EXPECT_EQ(loo.train.size(), 100836u - 610u);
+  for (const RankingCase& c : loo.ranking) EXPECT_EQ(c.negatives.size(), 99u);
+  // The seeded 5-fold rating protocol: the test folds partition the ratings.
+  size_t test_total = 0;
+  for (int32_t fold = 0; fold < 5; ++fold) {
+    PETAL_ASSERT_OK_AND_ASSIGN(SplitData s, KFold(ds, 5, fold, 1));
+    EXPECT_EQ(s.train.size() + s.test.size(), 100836u);
+    EXPECT_NEAR(static_cast<double>(s.test.size()), 100836.0 / 5, 1.0);
+    test_total += s.test.size();
+  }
+  EXPECT_EQ(test_total, 100836u);
+}
+
 TEST_F(MovieLensTest, ShortTrainingOnMl100kBeatsRandom) {
   DataConfig data;
   data.source = "ml-100k";
