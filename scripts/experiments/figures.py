@@ -6,6 +6,8 @@
   python3 scripts/experiments/figures.py all
 
 Figures: ml100k-loo, ml100k-rating, ml-latest-loo, ml-latest-rating, throughput.
+--cached-only builds the tables from the runs that exist and starts none
+(a variant with missing runs is reported over the runs it has).
 Runs go to out/experiments/<figure>/<run>/ (reused when their metrics.json
 exists: delete a folder to recompute) and each figure's markdown table is
 printed and written to out/experiments/<figure>.md. Every run is
@@ -24,6 +26,7 @@ import petal_runs as pr  # noqa: E402
 
 OUT = os.path.join(pr.ROOT, "out", "experiments")
 SEEDS = (1, 2, 3)
+CACHED_ONLY = False
 VARIANTS = (  # name, overrides
     ("TagNCF", {}),
     ("no tags", {"model.use_tags": "false"}),
@@ -35,6 +38,17 @@ def slug(name):
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def runs_of(figure, name, config, overrides_list):
+    """The runs of one variant (the cached ones only with --cached-only) and their labels."""
+    got = []
+    for label, overrides in overrides_list:
+        m = pr.run(os.path.join(OUT, figure), f"{slug(name)}_{label}", config, overrides,
+                   cached_only=CACHED_ONLY)
+        if m is not None:
+            got.append((label, m))
+    return got
+
+
 def ranking_figure(figure, config, title):
     lines = [f"### {title}", "",
              f"`{config}`, leave-one-out (latest interaction per user vs 99 sampled negatives, "
@@ -43,20 +57,29 @@ def ranking_figure(figure, config, title):
              "|---|---|---|---|---|---|"]
     per_variant = {}
     for name, overrides in VARIANTS:
-        runs = [pr.run(os.path.join(OUT, figure), f"{slug(name)}_seed{seed}", config,
-                       dict(overrides, seed=seed)) for seed in SEEDS]
-        per_variant[name] = runs
+        got = runs_of(figure, name, config,
+                      [(f"seed{seed}", dict(overrides, seed=seed)) for seed in SEEDS])
+        per_variant[name] = dict(got)
+        if not got:
+            lines.append(f"| {name} | not run | | | | |")
+            continue
+        runs = [m for _, m in got]
         col = lambda key: [pr.final(m, key) for m in runs]  # noqa: E731
         secs = [m["train_seconds"] for m in runs]
-        lines.append(f"| {name} | {pr.fmt(col('hr@10'))} | {pr.fmt(col('ndcg@10'))} | "
+        seeds_note = ("" if len(got) == len(SEEDS) else
+                      f" ({len(got)} of {len(SEEDS)} seeds: {', '.join(l for l, _ in got)})")
+        lines.append(f"| {name}{seeds_note} | {pr.fmt(col('hr@10'))} | {pr.fmt(col('ndcg@10'))} | "
                      f"{pr.fmt(col('precision@10'))} | {pr.fmt(col('recall@10'))} | "
                      f"{sum(secs) / len(secs):.0f} |")
     tags, no_tags = per_variant["TagNCF"], per_variant["no tags"]
-    d_hr = [pr.final(a, "hr@10") - pr.final(b, "hr@10") for a, b in zip(tags, no_tags)]
-    d_ndcg = [pr.final(a, "ndcg@10") - pr.final(b, "ndcg@10") for a, b in zip(tags, no_tags)]
-    lines += ["", f"Paired by seed, TagNCF − no tags: HR@10 {', '.join(f'{d:+.4f}' for d in d_hr)} "
-              f"(mean {sum(d_hr) / len(d_hr):+.4f}); NDCG@10 {', '.join(f'{d:+.4f}' for d in d_ndcg)} "
-              f"(mean {sum(d_ndcg) / len(d_ndcg):+.4f})."]
+    paired = [s for s in tags if s in no_tags]
+    if paired:
+        d_hr = [pr.final(tags[s], "hr@10") - pr.final(no_tags[s], "hr@10") for s in paired]
+        d_ndcg = [pr.final(tags[s], "ndcg@10") - pr.final(no_tags[s], "ndcg@10") for s in paired]
+        lines += ["", f"Paired by seed ({', '.join(paired)}), TagNCF − no tags: HR@10 "
+                  f"{', '.join(f'{d:+.4f}' for d in d_hr)} (mean {sum(d_hr) / len(d_hr):+.4f}); "
+                  f"NDCG@10 {', '.join(f'{d:+.4f}' for d in d_ndcg)} "
+                  f"(mean {sum(d_ndcg) / len(d_ndcg):+.4f})."]
     return lines
 
 
@@ -66,12 +89,16 @@ def rating_figure(figure, config, title, folds, fold_label):
              f"range; {fold_label}.", "",
              "| model | RMSE (mean over folds) | MAE | RMSE per fold |", "|---|---|---|---|"]
     for name, overrides in VARIANTS:
-        runs = [pr.run(os.path.join(OUT, figure), f"{slug(name)}_fold{fold}", config,
-                       dict(overrides, **{"split.fold": fold})) for fold in folds]
-        rmse = [pr.final(m, "rmse") for m in runs]
-        mae = [pr.final(m, "mae") for m in runs]
-        lines.append(f"| {name} | {pr.fmt(rmse)} | {pr.fmt(mae)} | "
-                     f"{', '.join(f'{r:.4f}' for r in rmse)} |")
+        got = runs_of(figure, name, config,
+                      [(f"fold{fold}", dict(overrides, **{"split.fold": fold})) for fold in folds])
+        if not got:
+            lines.append(f"| {name} | not run | | |")
+            continue
+        rmse = [pr.final(m, "rmse") for _, m in got]
+        mae = [pr.final(m, "mae") for _, m in got]
+        folds_note = "" if len(got) == len(folds) else f" ({len(got)} of {len(folds)} folds)"
+        lines.append(f"| {name}{folds_note} | {pr.fmt(rmse)} | {pr.fmt(mae)} | "
+                     f"{', '.join(f'{label}: {r:.4f}' for (label, _), r in zip(got, rmse))} |")
     return lines
 
 
@@ -124,7 +151,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("figure", choices=sorted(FIGURES) + ["all"])
+    parser.add_argument("--cached-only", action="store_true",
+                        help="tables from existing runs only; start no petal-train run")
     args = parser.parse_args()
+    global CACHED_ONLY
+    CACHED_ONLY = args.cached_only
+    if CACHED_ONLY and args.figure in ("throughput", "all"):
+        sys.exit("--cached-only does not apply to the throughput figure (it always measures)")
     names = sorted(FIGURES) if args.figure == "all" else [args.figure]
     if any(n != "throughput" for n in names) and not os.environ.get("PETAL_DATA_DIR"):
         sys.exit("PETAL_DATA_DIR is not set (a folder with ml-100k/ and ml-latest-small/)")

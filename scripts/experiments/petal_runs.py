@@ -27,13 +27,18 @@ def petal_train_binary():
              "or set PETAL_TRAIN")
 
 
-def run(out_dir, name, config, overrides, log=print):
-    """Runs (or reuses) one petal-train run; returns its metrics.json as a dict."""
+def run(out_dir, name, config, overrides, log=print, cached_only=False):
+    """Runs (or reuses) one petal-train run; returns its metrics.json as a dict.
+
+    With cached_only, never starts petal-train: returns None when the run has no metrics.json.
+    """
     run_dir = os.path.join(out_dir, name)
     metrics = os.path.join(run_dir, "metrics.json")
     if os.path.exists(metrics):
         with open(metrics) as f:
             return json.load(f)
+    if cached_only:
+        return None
     cmd = ["nice", "-n", "10", petal_train_binary(), "--config", os.path.join(ROOT, config),
            "--out", run_dir, "--set", "output.save_model=false"]
     for key, value in overrides.items():
