@@ -21,7 +21,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libyaml-cpp-dev libgtest-dev libgmock-dev libtorch-dev libopenblas0-pthread
   libspdlog-dev libfmt-dev nlohmann-json3-dev libssl-dev zlib1g-dev libbenchmark-dev
-  python3 python3-venv python3-yaml
+  python3 python3-venv python3-yaml python3-torch
 )
 
 SUDO=""
