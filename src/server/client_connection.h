@@ -5,7 +5,7 @@
 // Flower's strict lock-step (flower-wire.md A.2): send one ServerMessage, get
 // exactly one ClientMessage back.
 //
-//   connection->Send(std::move(message), [queue](absl::StatusOr<Reply> reply) {
+//   connection->Send(std::move(message), model_bytes, [queue](absl::StatusOr<Reply> reply) {
 //     queue->Push(std::move(reply));          // runs on a transport thread
 //   });
 //
@@ -27,9 +27,9 @@
 namespace petal::server {
 
 // A serialized ClientMessage as received, with a lease on the transport's
-// receive budget: the transport reads at most a bounded number of replies ahead
-// of their consumer (memory O(budget x model), not O(clients x model)); the
-// lease returns the slot when the Reply is destroyed, so drop it once processed.
+// receive budget: the transport reads replies ahead of their consumer only up
+// to a byte budget (memory O(budget), not O(clients x model)); the lease
+// returns its share when the Reply is destroyed, so drop it once processed.
 struct Reply {
   grpc::ByteBuffer bytes;
   std::shared_ptr<void> lease;
@@ -48,8 +48,10 @@ class ClientConnection : public strategy::ClientProxy {
   using strategy::ClientProxy::ClientProxy;
 
   // Sends one serialized ServerMessage and arranges for `done` to get the reply.
+  // `expected_reply_bytes` (an estimate: the model size for fit, small for
+  // evaluate) is what reading the reply charges to the receive budget.
   // Thread-safe.
-  virtual void Send(grpc::ByteBuffer message, ReplyCallback done) = 0;
+  virtual void Send(grpc::ByteBuffer message, size_t expected_reply_bytes, ReplyCallback done) = 0;
   // Ends the stream with `status` (e.g. DeadlineExceeded "Timeout of 10sec was
   // exceeded."); an instruction in flight fails with that status. Idempotent,
   // thread-safe.

@@ -37,7 +37,7 @@ absl::StatusOr<StartedServer> StartGrpcServer(const ServerConfig& config, Flower
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
   // Without BDP probing each stream's HTTP/2 window stays small, so replies the
   // receive budget has not admitted yet wait in the clients, not in this
-  // process: memory O(max_buffered_replies x model) instead of O(clients x model).
+  // process: memory O(max_buffered_reply_bytes) instead of O(clients x model).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, config.http2_bdp_probe ? 1 : 0);
   started.server = builder.BuildAndStart();
   if (!started.server || started.port == 0) {

@@ -16,17 +16,21 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
-// Returns a receive slot when the last copy of the lease goes away.
-class SlotLease {
+// Returns its bytes to the receive budget when the last copy goes away.
+class BudgetLease {
  public:
-  explicit SlotLease(ReceiveBudget& budget) : budget_(budget) {}
-  SlotLease(const SlotLease&) = delete;
-  SlotLease& operator=(const SlotLease&) = delete;
-  ~SlotLease() { budget_.Release(); }
+  BudgetLease(ReceiveBudget& budget, int64_t cost) : budget_(budget), cost_(cost) {}
+  BudgetLease(const BudgetLease&) = delete;
+  BudgetLease& operator=(const BudgetLease&) = delete;
+  ~BudgetLease() { budget_.Release(cost_); }
 
  private:
   ReceiveBudget& budget_;
+  const int64_t cost_;
 };
+
+// The least a read is charged (a ClientMessage with no parameters).
+constexpr int64_t kMinReplyCost = 1024;
 
 }  // namespace
 
@@ -37,7 +41,7 @@ class GrpcClientConnection final : public ClientConnection {
   GrpcClientConnection(std::string cid, std::string peer)
       : ClientConnection(std::move(cid)), peer_(std::move(peer)) {}
 
-  void Send(grpc::ByteBuffer message, ReplyCallback done) override;
+  void Send(grpc::ByteBuffer message, size_t expected_reply_bytes, ReplyCallback done) override;
   void Close(absl::Status status) override;
   bool busy() const override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -67,7 +71,8 @@ class GrpcClientConnection final : public ClientConnection {
 // its own threads, never inline inside StartRead/StartWrite/Finish (their
 // callbacks are registered with can_inline=false), so starting an operation
 // while holding mu_ (or the budget's lock) cannot re-enter these locks.
-class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                          public ReceiveBudget::Reader {
  public:
   JoinReactor(FlowerService& service, grpc::CallbackServerContext* context) : service_(service) {
     service_.open_streams_.fetch_add(1);
@@ -91,10 +96,11 @@ class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   }
 
   // Called by GrpcClientConnection (under its lock) to send an instruction.
-  void Write(grpc::ByteBuffer message) {
+  void Write(grpc::ByteBuffer message, int64_t reply_cost) {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return;
     outgoing_ = std::move(message);
+    reply_cost_ = reply_cost;
     StartWrite(&outgoing_);
   }
 
@@ -105,11 +111,13 @@ class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     Finish(std::move(status));
   }
 
-  // The receive budget offers a slot: read the reply. False (slot not taken)
-  // if the stream is already finishing.
-  bool TryGrantRead() {
+  // The receive budget admits the reply's read, charging `cost` until the
+  // lease made in OnReadDone is dropped. False (nothing charged) if the stream
+  // is already finishing.
+  bool TryStartRead(int64_t cost) override {
     std::lock_guard<std::mutex> lock(mu_);
     if (finished_) return false;
+    read_cost_ = cost;
     StartRead(&incoming_);
     return true;
   }
@@ -121,12 +129,23 @@ class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       FinishOnce(grpc::Status(grpc::StatusCode::UNAVAILABLE, "write failed"));
       return;
     }
-    service_.budget_.Request(this);  // then TryGrantRead() starts the read
+    int64_t cost;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cost = reply_cost_;
+    }
+    service_.budget_.Request(this, cost);  // then TryStartRead() starts the read
   }
 
   void OnReadDone(bool ok) override {
-    // Every granted read ends here; the lease returns its slot when dropped.
-    auto lease = std::make_shared<SlotLease>(service_.budget_);
+    // Every admitted read ends here; the lease returns what the admission
+    // charged when it is dropped.
+    int64_t cost;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cost = read_cost_;
+    }
+    auto lease = std::make_shared<BudgetLease>(service_.budget_, cost);
     if (!ok) {
       // Client half-closed, disconnected, was cancelled or sent an oversized message.
       lease.reset();
@@ -150,7 +169,7 @@ class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 
   void OnDone() override {
     Unregister();
-    service_.budget_.Cancel(this);  // after this no TryGrantRead() can arrive
+    service_.budget_.Cancel(this);  // after this no TryStartRead() can arrive
     if (connection_) {
       connection_->Detach(absl::UnavailableError("the client's stream is closed"));
       log::Info("client {} disconnected ({} connected)", connection_->cid(),
@@ -172,46 +191,62 @@ class JoinReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   std::atomic<bool> unregistered_{false};
   std::mutex mu_;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t reply_cost_ ABSL_GUARDED_BY(mu_) = kMinReplyCost;  // of the instruction in flight
+  int64_t read_cost_ ABSL_GUARDED_BY(mu_) = 0;               // charged for the read in flight
   grpc::ByteBuffer incoming_;
   grpc::ByteBuffer outgoing_ ABSL_GUARDED_BY(mu_);
 };
 
-void ReceiveBudget::Request(JoinReactor* reactor) {
-  // Lock order: budget, then reactor (TryGrantRead); never the reverse.
+void ReceiveBudget::Request(Reader* reader, int64_t cost) {
+  // Lock order: budget, then reader (TryStartRead); never the reverse.
   std::lock_guard<std::mutex> lock(mu_);
-  if (free_ == 0) {
-    waiting_.push_back(reactor);
+  if (waiting_.empty() && Fits(cost)) {
+    if (reader->TryStartRead(cost)) used_ += cost;
     return;
   }
-  if (reactor->TryGrantRead()) --free_;
+  waiting_.emplace_back(reader, cost);
 }
 
-bool ReceiveBudget::Cancel(JoinReactor* reactor) {
+bool ReceiveBudget::Cancel(Reader* reader) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = std::find(waiting_.begin(), waiting_.end(), reactor);
+  auto it = std::find_if(waiting_.begin(), waiting_.end(),
+                         [reader](const auto& w) { return w.first == reader; });
   if (it == waiting_.end()) return false;
+  const bool was_head = it == waiting_.begin();
   waiting_.erase(it);
+  if (was_head) AdmitWaiting();  // it may have held back smaller ones
   return true;
 }
 
-void ReceiveBudget::Release() {
-  // Granting under the lock keeps a reactor from being deleted in between
-  // (OnDone cancels under the same lock first).
+void ReceiveBudget::Release(int64_t cost) {
   std::lock_guard<std::mutex> lock(mu_);
+  used_ -= cost;
+  AdmitWaiting();
+}
+
+void ReceiveBudget::AdmitWaiting() {
+  // Admitting under the lock keeps a reader from being deleted in between
+  // (a stream's OnDone cancels under the same lock first).
   while (!waiting_.empty()) {
-    JoinReactor* next = waiting_.front();
+    auto [next, cost] = waiting_.front();
+    if (!Fits(cost)) return;
     waiting_.pop_front();
-    if (next->TryGrantRead()) return;  // the slot moves on to `next`
+    if (next->TryStartRead(cost)) used_ += cost;
   }
-  ++free_;
 }
 
-int64_t ReceiveBudget::free_slots() const {
+int64_t ReceiveBudget::used_bytes() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return free_;
+  return used_;
 }
 
-void GrpcClientConnection::Send(grpc::ByteBuffer message, ReplyCallback done) {
+int64_t ReceiveBudget::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(waiting_.size());
+}
+
+void GrpcClientConnection::Send(grpc::ByteBuffer message, size_t expected_reply_bytes,
+                                ReplyCallback done) {
   absl::Status refused;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -223,7 +258,8 @@ void GrpcClientConnection::Send(grpc::ByteBuffer message, ReplyCallback done) {
       refused = absl::FailedPreconditionError("an instruction is already in flight");
     } else {
       pending_ = std::move(done);
-      reactor_->Write(std::move(message));
+      reactor_->Write(std::move(message),
+                      std::max<int64_t>(kMinReplyCost, static_cast<int64_t>(expected_reply_bytes)));
       return;
     }
   }
@@ -269,7 +305,7 @@ bool GrpcClientConnection::Deliver(Reply reply) {
 FlowerService::FlowerService(strategy::ClientManager& manager, FlowerServiceOptions options)
     : manager_(manager),
       options_(options),
-      budget_(std::max<int64_t>(1, options.max_buffered_replies)),
+      budget_(std::max<int64_t>(1, options.max_buffered_reply_bytes)),
       rng_(std::random_device{}()) {}
 
 FlowerService::~FlowerService() = default;

@@ -9,10 +9,12 @@
 // as it opens (the client sends nothing first; its id is a random 32-hex-digit
 // uuid4, like Flower's) and unregisters when the stream ends (a disconnect or
 // cancellation is noticed at once through OnCancel). Lock-step: after writing
-// an instruction the stream reads exactly one reply, but only once it holds a
-// slot of the service's receive budget (max_buffered_replies); other replies
-// wait in HTTP/2 flow control, so the server holds O(budget x model) bytes of
-// unprocessed replies however many clients answer at once.
+// an instruction the stream reads exactly one reply, but only once the
+// service's receive budget (max_buffered_reply_bytes, charged with each
+// instruction's expected reply size) admits it; other replies wait in HTTP/2
+// flow control, so the server holds O(budget) bytes of unprocessed replies
+// however many clients answer at once. Small replies flow many at a time,
+// model-sized ones a few at a time (always at least one).
 //
 // Thread-safe. The service and the ClientManager must outlive the grpc::Server
 // (shut the server down and Wait() before destroying them).
@@ -38,29 +40,57 @@ struct FlowerServiceOptions {
   // Streams beyond this many connected clients are refused with
   // RESOURCE_EXHAUSTED; 0 = no limit.
   int64_t max_clients = 0;
-  // Replies read from the network but not yet consumed, at most (>= 1).
-  int64_t max_buffered_replies = 2;
+  // Bytes of replies read from the network but not yet consumed, at most
+  // (estimated; one reply is always admitted).
+  int64_t max_buffered_reply_bytes = 16 << 20;
 };
 
 class JoinReactor;
 
-// Hands out read slots to streams that wait for a reply, first come first
-// served. Thread-safe.
+// Admits reads of replies up to a byte budget, strictly first come first
+// served: a queued read that does not fit holds back the ones behind it (no
+// starvation of model-sized replies by small ones). A read is admitted when it
+// fits in what is left or when nothing is in use, so one reply larger than
+// the whole budget still gets through, alone. Thread-safe.
 class ReceiveBudget {
  public:
-  explicit ReceiveBudget(int64_t slots) : free_(slots) {}
-  // Grants a slot now (the reactor starts its read) or queues the reactor.
-  void Request(JoinReactor* reactor);
-  // Removes a queued reactor (its stream is ending). True if it was queued.
-  bool Cancel(JoinReactor* reactor);
-  // Returns a slot; the next queued reactor gets it.
-  void Release();
-  int64_t free_slots() const;
+  // Something that reads one reply once admitted (a Join stream).
+  class Reader {
+   public:
+    Reader() = default;
+    virtual ~Reader() = default;
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    // Called under the budget's lock: starts the read, to be charged `cost`
+    // bytes until the matching Release(cost). Returns false (nothing is
+    // charged) if the reader is ending and will not read. Must not call back
+    // into the budget.
+    virtual bool TryStartRead(int64_t cost) = 0;
+  };
+
+  explicit ReceiveBudget(int64_t limit_bytes) : limit_(limit_bytes) {}
+  // Admits a read costing `cost` (> 0) bytes now or queues the reader.
+  void Request(Reader* reader, int64_t cost);
+  // Removes a queued reader (its stream is ending; after this call it is
+  // never admitted). True if it was queued.
+  bool Cancel(Reader* reader);
+  // Returns `cost` bytes of an admitted read; queued readers that now fit are
+  // admitted in order.
+  void Release(int64_t cost);
+  int64_t used_bytes() const;
+  int64_t limit_bytes() const { return limit_; }
+  int64_t queued() const;
 
  private:
+  void AdmitWaiting() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Fits(int64_t cost) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return used_ == 0 || cost <= limit_ - used_;
+  }
+
+  const int64_t limit_;
   mutable std::mutex mu_;
-  int64_t free_ ABSL_GUARDED_BY(mu_);
-  std::deque<JoinReactor*> waiting_ ABSL_GUARDED_BY(mu_);
+  int64_t used_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::pair<Reader*, int64_t>> waiting_ ABSL_GUARDED_BY(mu_);
 };
 
 class FlowerService final

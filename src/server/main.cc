@@ -174,7 +174,7 @@ int Main(int argc, char** argv) {
 
   petal::strategy::SimpleClientManager manager(
       static_cast<uint64_t>(config->seed), absl::Seconds(config->client_wait_timeout));
-  petal::server::FlowerService service(manager, {config->max_clients, config->max_buffered_replies});
+  petal::server::FlowerService service(manager, {config->max_clients, config->max_buffered_reply_bytes});
   absl::StatusOr<petal::server::StartedServer> grpc_server =
       petal::server::StartGrpcServer(*config, service);
   if (!grpc_server.ok()) {

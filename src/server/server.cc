@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -159,7 +160,8 @@ void Server::RequestStop() {
 
 absl::Status Server::Exchange(const std::vector<ClientConnectionPtr>& connections,
                               const std::vector<grpc::ByteBuffer>& messages,
-                              std::optional<absl::Duration> timeout, const ReplyHandler& on_reply) {
+                              size_t expected_reply_bytes, std::optional<absl::Duration> timeout,
+                              const ReplyHandler& on_reply) {
   auto queue = std::make_shared<ReplyQueue>();
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -181,7 +183,7 @@ absl::Status Server::Exchange(const std::vector<ClientConnectionPtr>& connection
       queue->Push(i, absl::InternalError("not a client connection"));
       continue;
     }
-    connections[i]->Send(messages[i], [queue, i](absl::StatusOr<Reply> reply) {
+    connections[i]->Send(messages[i], expected_reply_bytes, [queue, i](absl::StatusOr<Reply> reply) {
       queue->Push(i, std::move(reply));
     });
   }
@@ -225,7 +227,9 @@ absl::StatusOr<common::NDArrays> Server::InitialParameters() {
     ServerMessage message;
     common::GetParametersInsToProto(common::GetParametersIns{}, message.mutable_get_parameters_ins());
     absl::StatusOr<common::NDArrays> result = absl::UnknownError("no reply");
-    PETAL_RETURN_IF_ERROR(Exchange(picked, {SerializeServerMessage(message)}, options_.round_timeout,
+    // The reply is a whole model of unknown size: charge a generous estimate.
+    PETAL_RETURN_IF_ERROR(Exchange(picked, {SerializeServerMessage(message)}, size_t{64} << 20,
+                                   options_.round_timeout,
                                    [&](size_t, absl::StatusOr<Reply> reply) {
                                      auto msg = ParseReply(std::move(reply), ClientMessage::kGetParametersRes);
                                      if (!msg.ok()) {
@@ -286,8 +290,12 @@ absl::Status Server::FitRound(int64_t round, RoundRecord& record) {
     record.failures.push_back({"fit", CidOf(connections[i]), why.ToString()});
     failures.push_back({CidOf(connections[i]), std::move(why)});
   };
+  // A fit reply is about the size of the model sent (the largest instruction).
+  size_t fit_reply_bytes = 0;
+  for (const grpc::ByteBuffer& m : messages) fit_reply_bytes = std::max(fit_reply_bytes, m.Length());
   PETAL_RETURN_IF_ERROR(Exchange(
-      connections, messages, options_.round_timeout, [&](size_t i, absl::StatusOr<Reply> reply) {
+      connections, messages, fit_reply_bytes, options_.round_timeout,
+      [&](size_t i, absl::StatusOr<Reply> reply) {
         absl::StatusOr<ClientMessage> msg = ParseReply(std::move(reply), ClientMessage::kFitRes);
         if (!msg.ok()) return fail(i, msg.status());
         absl::StatusOr<common::FitRes> res = common::FitResFromProto(std::move(*msg->mutable_fit_res()));
@@ -361,8 +369,10 @@ absl::Status Server::EvaluateRound(int64_t round, RoundRecord& record) {
     record.failures.push_back({"evaluate", CidOf(connections[i]), why.ToString()});
     failures.push_back({CidOf(connections[i]), std::move(why)});
   };
+  // An evaluate reply carries a loss and metrics only.
   PETAL_RETURN_IF_ERROR(Exchange(
-      connections, messages, options_.round_timeout, [&](size_t i, absl::StatusOr<Reply> reply) {
+      connections, messages, /*expected_reply_bytes=*/1024, options_.round_timeout,
+      [&](size_t i, absl::StatusOr<Reply> reply) {
         absl::StatusOr<ClientMessage> msg = ParseReply(std::move(reply), ClientMessage::kEvaluateRes);
         if (!msg.ok()) return fail(i, msg.status());
         absl::StatusOr<common::EvaluateRes> res = common::EvaluateResFromProto(msg->evaluate_res());
@@ -416,7 +426,8 @@ void Server::DisconnectAll() {
   std::set<size_t> pending;
   for (size_t i = 0; i < idle.size(); ++i) {
     pending.insert(i);
-    idle[i]->Send(messages[i], [queue, i](absl::StatusOr<Reply> r) { queue->Push(i, std::move(r)); });
+    idle[i]->Send(messages[i], /*expected_reply_bytes=*/64,
+                  [queue, i](absl::StatusOr<Reply> r) { queue->Push(i, std::move(r)); });
   }
   const absl::Time deadline = absl::Now() + options_.reconnect_timeout;
   while (!pending.empty()) {

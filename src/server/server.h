@@ -91,7 +91,7 @@ class Server {
   // its failure, DeadlineExceeded for a timed-out one, whose stream is closed)
   // to `on_reply` on this thread. Cancelled if a stop was requested meanwhile.
   absl::Status Exchange(const std::vector<ClientConnectionPtr>& connections,
-                        const std::vector<grpc::ByteBuffer>& messages,
+                        const std::vector<grpc::ByteBuffer>& messages, size_t expected_reply_bytes,
                         std::optional<absl::Duration> timeout, const ReplyHandler& on_reply);
   absl::StatusOr<common::NDArrays> InitialParameters();
   absl::Status FitRound(int64_t round, RoundRecord& record);

@@ -85,7 +85,7 @@ absl::StatusOr<ServerConfig> ReadServerConfig(const common::YamlConfig& yaml) {
          common::InRange<int64_t>(1024, 2147483647));
   r.Read("server.max_concurrent_streams", &c.max_concurrent_streams, common::AtLeast<int64_t>(1));
   r.Read("server.max_clients", &c.max_clients, common::AtLeast<int64_t>(0));
-  r.Read("server.max_buffered_replies", &c.max_buffered_replies, common::AtLeast<int64_t>(1));
+  r.Read("server.max_buffered_reply_bytes", &c.max_buffered_reply_bytes, common::AtLeast<int64_t>(1));
   r.Read("server.http2_bdp_probe", &c.http2_bdp_probe);
   r.Read("server.keepalive_time", &c.keepalive_time, common::GreaterThan<double>(0.0));
   r.Read("server.tls.ca_cert", &c.tls.ca_cert);

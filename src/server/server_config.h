@@ -3,7 +3,7 @@
 // petal-server's YAML configuration (configs/server.yaml documents every key):
 //
 //   server:   address, port_file, max_message_length, max_concurrent_streams,
-//             max_clients, max_buffered_replies, http2_bdp_probe, keepalive_time,
+//             max_clients, max_buffered_reply_bytes, http2_bdp_probe, keepalive_time,
 //             tls.{ca_cert, cert, key}
 //   run:      num_rounds, round_timeout, client_wait_timeout, reconnect_timeout,
 //             seed, initial_parameters (.npz, .npy or a list of .npy),
@@ -43,7 +43,7 @@ struct ServerConfig {
   int64_t max_message_length = 2147483647;  // Flower's GRPC_MAX_MESSAGE_LENGTH (2 GiB - 1)
   int64_t max_concurrent_streams = 1000;    // per HTTP/2 connection, as Flower
   int64_t max_clients = 0;                  // 0 = unlimited
-  int64_t max_buffered_replies = 2;         // replies read ahead of the round loop, at most
+  int64_t max_buffered_reply_bytes = 16 << 20;  // replies read ahead of the round loop, at most
   bool http2_bdp_probe = false;             // grow HTTP/2 windows (WAN throughput) at a memory cost
   double keepalive_time = 210.0;            // seconds, as Flower
   TlsConfig tls;

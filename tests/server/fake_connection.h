@@ -32,11 +32,12 @@ class FakeConnection final : public ClientConnection {
     for (std::thread& t : threads) t.join();
   }
 
-  void Send(grpc::ByteBuffer message, ReplyCallback done) override {
+  void Send(grpc::ByteBuffer message, size_t expected_reply_bytes, ReplyCallback done) override {
     flwr::proto::ServerMessage parsed;
     (void)grpc::SerializationTraits<flwr::proto::ServerMessage>::Deserialize(&message, &parsed);
     std::lock_guard<std::mutex> lock(mu_);
     received_.push_back(parsed);
+    charged_.push_back(expected_reply_bytes);
     if (!closed_.ok()) {
       threads_.emplace_back([done, s = closed_] { done(s); });
       return;
@@ -81,6 +82,11 @@ class FakeConnection final : public ClientConnection {
     std::lock_guard<std::mutex> lock(mu_);
     return received_;
   }
+  // The expected_reply_bytes of each Send, in order.
+  std::vector<size_t> charged() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return charged_;
+  }
   absl::Status closed() const {
     std::lock_guard<std::mutex> lock(mu_);
     return closed_;
@@ -92,6 +98,7 @@ class FakeConnection final : public ClientConnection {
   ReplyCallback pending_;
   absl::Status closed_;
   std::vector<flwr::proto::ServerMessage> received_;
+  std::vector<size_t> charged_;
   std::vector<std::thread> threads_;
 };
 

@@ -5,9 +5,11 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
@@ -88,7 +90,7 @@ class GrpcServiceTest : public ::testing::Test {
  protected:
   void Start(int64_t max_clients = 0, int64_t max_message_length = 2147483647) {
     service_ = std::make_unique<FlowerService>(manager_,
-                                               FlowerServiceOptions{max_clients, service_budget_slots_});
+                                               FlowerServiceOptions{max_clients, service_budget_bytes_});
     ServerConfig config;
     config.address = "127.0.0.1:0";
     config.max_message_length = max_message_length;
@@ -118,7 +120,7 @@ class GrpcServiceTest : public ::testing::Test {
     return m;
   }
 
-  int64_t service_budget_slots_ = 8;
+  int64_t service_budget_bytes_ = 16 << 20;
   ObservedManager manager_;
   std::unique_ptr<FlowerService> service_;
   std::unique_ptr<grpc::Server> server_;
@@ -137,11 +139,11 @@ TEST_F(GrpcServiceTest, LockStepInstructionAndReply) {
   EXPECT_EQ(conn->cid()[12], '4');  // uuid4
 
   ReplySlot slot;
-  conn->Send(SerializeServerMessage(FitIns(2.5f)), slot.Callback());
+  conn->Send(SerializeServerMessage(FitIns(2.5f)), 1024, slot.Callback());
   EXPECT_TRUE(conn->busy());
   // A second instruction while one is in flight is refused, not interleaved.
   ReplySlot refused;
-  conn->Send(SerializeServerMessage(FitIns(1.0f)), refused.Callback());
+  conn->Send(SerializeServerMessage(FitIns(1.0f)), 1024, refused.Callback());
   EXPECT_THAT(refused.Get(), ::petal::testing::StatusIs(absl::StatusCode::kFailedPrecondition));
 
   ServerMessage received;
@@ -163,7 +165,7 @@ TEST_F(GrpcServiceTest, LockStepInstructionAndReply) {
   // fails; the stream then ends and the client leaves the pool.
   stream->WritesDone();
   ReplySlot gone;
-  conn->Send(SerializeServerMessage(FitIns(1.0f)), gone.Callback());
+  conn->Send(SerializeServerMessage(FitIns(1.0f)), 1024, gone.Callback());
   EXPECT_THAT(gone.Get(), ::petal::testing::StatusIs(absl::StatusCode::kUnavailable));
   ServerMessage late;
   while (stream->Read(&late)) {
@@ -171,7 +173,7 @@ TEST_F(GrpcServiceTest, LockStepInstructionAndReply) {
   EXPECT_TRUE(stream->Finish().ok());
   ASSERT_TRUE(manager_.WaitForExactly(0));
   ReplySlot after;
-  conn->Send(SerializeServerMessage(FitIns(1.0f)), after.Callback());
+  conn->Send(SerializeServerMessage(FitIns(1.0f)), 1024, after.Callback());
   EXPECT_THAT(after.Get(), ::petal::testing::StatusIs(absl::StatusCode::kUnavailable));
 }
 
@@ -192,7 +194,7 @@ TEST_F(GrpcServiceTest, DisconnectDuringAnInstructionFailsIt) {
   ASSERT_TRUE(manager_.WaitForExactly(1));
   ClientConnectionPtr conn = manager_.Only();
   ReplySlot slot;
-  conn->Send(SerializeServerMessage(FitIns(1.0f)), slot.Callback());
+  conn->Send(SerializeServerMessage(FitIns(1.0f)), 1024, slot.Callback());
   ServerMessage received;
   ASSERT_TRUE(stream->Read(&received));
   ctx->TryCancel();  // the client dies mid-instruction
@@ -213,16 +215,16 @@ TEST_F(GrpcServiceTest, AStrayMessageIsReadAsTheNextReply) {
   ASSERT_TRUE(stream->Write(stray));
   ClientConnectionPtr conn = manager_.Only();
   ReplySlot slot;
-  conn->Send(SerializeServerMessage(FitIns(1.0f)), slot.Callback());
+  conn->Send(SerializeServerMessage(FitIns(1.0f)), 1024, slot.Callback());
   PETAL_ASSERT_OK_AND_ASSIGN(grpc::ByteBuffer bytes, slot.Get());
   PETAL_ASSERT_OK_AND_ASSIGN(ClientMessage parsed, ParseClientMessage(bytes));
   EXPECT_TRUE(parsed.has_disconnect_res());
 }
 
 TEST_F(GrpcServiceTest, ReceiveBudgetBoundsBufferedReplies) {
-  // Two slots, five clients answering at once: replies are read two at a time
-  // as the consumer releases them, and all arrive.
-  service_budget_slots_ = 2;
+  // Room for two 1 KiB replies, five clients answering at once: replies are
+  // read two at a time as the consumer releases them, and all arrive.
+  service_budget_bytes_ = 2048;
   Start();
   constexpr int kClients = 5;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
@@ -238,10 +240,10 @@ TEST_F(GrpcServiceTest, ReceiveBudgetBoundsBufferedReplies) {
   int failures = 0;
   for (auto& p : manager_.All()) {
     std::dynamic_pointer_cast<ClientConnection>(p)->Send(
-        SerializeServerMessage(FitIns(1.0f)), [&](absl::StatusOr<Reply> r) {
+        SerializeServerMessage(FitIns(1.0f)), 1024, [&](absl::StatusOr<Reply> r) {
           std::lock_guard<std::mutex> lock(mu);
           if (r.ok()) {
-            held.push_back(*std::move(r));  // keep the lease: the slot stays taken
+            held.push_back(*std::move(r));  // keep the lease: its bytes stay charged
           } else {
             ++failures;
           }
@@ -257,10 +259,10 @@ TEST_F(GrpcServiceTest, ReceiveBudgetBoundsBufferedReplies) {
   }
   std::unique_lock<std::mutex> lock(mu);
   ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return held.size() == 2; }));
-  EXPECT_EQ(service_->budget().free_slots(), 0);
-  // Nothing more is read while both slots are held.
+  EXPECT_EQ(service_->budget().used_bytes(), 2048);
+  // Nothing more is read while both leases are held.
   EXPECT_FALSE(cv.wait_for(lock, std::chrono::milliseconds(300), [&] { return held.size() > 2; }));
-  held.clear();  // consumer done: both slots go to waiting streams
+  held.clear();  // consumer done: the bytes go to waiting streams
   ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return held.size() == 2; }));
   held.clear();
   ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(20), [&] { return held.size() == 1; }));
@@ -272,7 +274,214 @@ TEST_F(GrpcServiceTest, ReceiveBudgetBoundsBufferedReplies) {
     streams[i]->Finish();
   }
   ASSERT_TRUE(manager_.WaitForExactly(0));
-  EXPECT_EQ(service_->budget().free_slots(), 2);
+  EXPECT_EQ(service_->budget().used_bytes(), 0);
+}
+
+// Clients that answer one instruction each, all at once; the test holds every
+// reply it gets (and so its lease) until told to let go.
+class HeldReplies {
+ public:
+  ReplyCallback Callback() {
+    return [this](absl::StatusOr<Reply> r) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (r.ok()) {
+        held_.push_back(*std::move(r));
+      } else {
+        ++failures_;
+      }
+      cv_.notify_all();
+    };
+  }
+  bool WaitFor(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(20), [&] { return held_.size() >= n; });
+  }
+  // True if more than `n` arrive within `d` (used to show that none do).
+  bool MoreThanWithin(size_t n, std::chrono::milliseconds d) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, d, [&] { return held_.size() > n; });
+  }
+  std::vector<Reply> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::move(held_);
+  }
+  size_t size() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return held_.size();
+  }
+  int failures() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failures_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Reply> held_;
+  int failures_ = 0;
+};
+
+TEST_F(GrpcServiceTest, SmallRepliesAreReadManyAtOnce) {
+  // 30 evaluate-sized replies (charged 1 KiB each) fit in 64 KiB: all are
+  // read while the consumer still holds every one of them.
+  service_budget_bytes_ = 64 << 10;
+  Start();
+  constexpr int kClients = 30;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<ClientMessage, ServerMessage>>> streams;
+  for (int i = 0; i < kClients; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(stub_->Join(contexts.back().get()));
+  }
+  ASSERT_TRUE(manager_.WaitForExactly(kClients));
+  HeldReplies replies;
+  ServerMessage evaluate;
+  evaluate.mutable_evaluate_ins()->mutable_parameters()->set_tensor_type("numpy.ndarray");
+  const grpc::ByteBuffer message = SerializeServerMessage(evaluate);
+  for (auto& p : manager_.All()) {
+    std::dynamic_pointer_cast<ClientConnection>(p)->Send(message, 64, replies.Callback());
+  }
+  for (auto& s : streams) {
+    ServerMessage m;
+    ASSERT_TRUE(s->Read(&m));
+    ASSERT_TRUE(m.has_evaluate_ins());
+    ClientMessage reply;
+    reply.mutable_evaluate_res()->set_num_examples(1);
+    reply.mutable_evaluate_res()->set_loss(0.5f);
+    ASSERT_TRUE(s->Write(reply));
+  }
+  ASSERT_TRUE(replies.WaitFor(kClients));
+  EXPECT_EQ(replies.failures(), 0);
+  // Charged at least the floor per read (64 requested, 1 KiB minimum).
+  EXPECT_EQ(service_->budget().used_bytes(), kClients * 1024);
+  replies.Take();
+  EXPECT_EQ(service_->budget().used_bytes(), 0);
+  for (size_t i = 0; i < streams.size(); ++i) {
+    contexts[i]->TryCancel();
+    streams[i]->Finish();
+  }
+  ASSERT_TRUE(manager_.WaitForExactly(0));
+}
+
+TEST_F(GrpcServiceTest, ModelSizedRepliesLargerThanTheBudgetArriveOneAtATime) {
+  // Each fit reply is charged 1 MiB against a 4 KiB budget: one is always
+  // admitted, the next only once the consumer lets go of it.
+  service_budget_bytes_ = 4096;
+  Start();
+  constexpr int kClients = 3;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<ClientMessage, ServerMessage>>> streams;
+  for (int i = 0; i < kClients; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(stub_->Join(contexts.back().get()));
+  }
+  ASSERT_TRUE(manager_.WaitForExactly(kClients));
+  HeldReplies replies;
+  for (auto& p : manager_.All()) {
+    std::dynamic_pointer_cast<ClientConnection>(p)->Send(SerializeServerMessage(FitIns(1.0f)),
+                                                         1 << 20, replies.Callback());
+  }
+  // Replies of 256 KiB each (the budget's unit is an estimate, not a cap).
+  // Each client writes on its own thread: a reply the server has not admitted
+  // stays in the client, blocked by HTTP/2 flow control.
+  const std::string tensor(256 << 10, 'x');
+  std::vector<std::thread> writers;
+  std::atomic<int> written{0};
+  for (auto& s : streams) {
+    ServerMessage m;
+    ASSERT_TRUE(s->Read(&m));
+    writers.emplace_back([&written, &tensor, stream = s.get()] {
+      ClientMessage reply;
+      reply.mutable_fit_res()->set_num_examples(1);
+      reply.mutable_fit_res()->mutable_parameters()->add_tensors(tensor);
+      if (stream->Write(reply)) ++written;
+    });
+  }
+  for (int k = 1; k <= kClients; ++k) {
+    ASSERT_TRUE(replies.WaitFor(1)) << "reply " << k;
+    EXPECT_FALSE(replies.MoreThanWithin(1, std::chrono::milliseconds(200)));
+    EXPECT_EQ(service_->budget().used_bytes(), 1 << 20);
+    std::vector<Reply> got = replies.Take();
+    ASSERT_EQ(got.size(), 1u);
+    PETAL_ASSERT_OK_AND_ASSIGN(ClientMessage parsed, ParseClientMessage(got[0].bytes));
+    EXPECT_EQ(parsed.fit_res().parameters().tensors(0).size(), tensor.size());
+  }
+  for (std::thread& w : writers) w.join();
+  EXPECT_EQ(written.load(), kClients);
+  EXPECT_EQ(replies.failures(), 0);
+  EXPECT_EQ(service_->budget().used_bytes(), 0);
+  for (size_t i = 0; i < streams.size(); ++i) {
+    contexts[i]->TryCancel();
+    streams[i]->Finish();
+  }
+  ASSERT_TRUE(manager_.WaitForExactly(0));
+}
+
+TEST_F(GrpcServiceTest, AStreamEndingWhileQueuedLetsTheNextOneRead) {
+  // Budget for one reply: the second client's read is queued behind the held
+  // first; the second client dies while queued, and the third is read as soon
+  // as the first is released (the dead one neither reads nor keeps bytes).
+  service_budget_bytes_ = 1024;
+  Start();
+  constexpr int kClients = 3;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReaderWriter<ClientMessage, ServerMessage>>> streams;
+  std::vector<ClientConnectionPtr> conns;
+  for (int i = 0; i < kClients; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    streams.push_back(stub_->Join(contexts.back().get()));
+    ASSERT_TRUE(manager_.WaitForExactly(i + 1));
+    // The newest registration is the one not seen yet.
+    for (auto& p : manager_.All()) {
+      auto c = std::dynamic_pointer_cast<ClientConnection>(p);
+      bool seen = false;
+      for (auto& k : conns) seen = seen || k == c;
+      if (!seen) conns.push_back(c);
+    }
+  }
+  std::vector<std::unique_ptr<ReplySlot>> slots;
+  for (int i = 0; i < kClients; ++i) {
+    slots.push_back(std::make_unique<ReplySlot>());
+  }
+  // One at a time, so the budget queues them in this order.
+  HeldReplies first;
+  conns[0]->Send(SerializeServerMessage(FitIns(1.0f)), 1024, first.Callback());
+  ServerMessage m;
+  ASSERT_TRUE(streams[0]->Read(&m));
+  ClientMessage reply;
+  reply.mutable_fit_res()->set_num_examples(1);
+  ASSERT_TRUE(streams[0]->Write(reply));
+  ASSERT_TRUE(first.WaitFor(1));  // held: the whole budget is in use
+  conns[1]->Send(SerializeServerMessage(FitIns(1.0f)), 1024, slots[1]->Callback());
+  ASSERT_TRUE(streams[1]->Read(&m));
+  conns[2]->Send(SerializeServerMessage(FitIns(1.0f)), 1024, slots[2]->Callback());
+  ASSERT_TRUE(streams[2]->Read(&m));
+  ASSERT_TRUE(streams[2]->Write(reply));
+  // Both reads are queued once their instructions' writes complete.
+  auto queued_becomes = [&](int64_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (service_->budget().queued() != n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));  // polls a counter; no hook to wait on
+    }
+    return service_->budget().queued() == n;
+  };
+  ASSERT_TRUE(queued_becomes(2));
+  contexts[1]->TryCancel();
+  streams[1]->Finish();
+  EXPECT_THAT(slots[1]->Get(), ::petal::testing::StatusIs(absl::StatusCode::kUnavailable));
+  ASSERT_TRUE(queued_becomes(1));  // its OnDone took it out of the queue
+  EXPECT_EQ(service_->budget().used_bytes(), 1024);
+  first.Take();  // the budget's bytes go to the third client's read
+  PETAL_ASSERT_OK_AND_ASSIGN(grpc::ByteBuffer bytes, slots[2]->Get());
+  PETAL_ASSERT_OK_AND_ASSIGN(ClientMessage parsed, ParseClientMessage(bytes));
+  EXPECT_TRUE(parsed.has_fit_res());
+  EXPECT_EQ(service_->budget().used_bytes(), 0);
+  EXPECT_EQ(service_->budget().queued(), 0);
+  for (int i : {0, 2}) {
+    contexts[i]->TryCancel();
+    streams[i]->Finish();
+  }
+  ASSERT_TRUE(manager_.WaitForExactly(0));
 }
 
 TEST_F(GrpcServiceTest, CloseSendsTheStatusToTheClient) {
@@ -282,7 +491,7 @@ TEST_F(GrpcServiceTest, CloseSendsTheStatusToTheClient) {
   ASSERT_TRUE(manager_.WaitForExactly(1));
   ClientConnectionPtr conn = manager_.Only();
   ReplySlot slot;
-  conn->Send(SerializeServerMessage(FitIns(1.0f)), slot.Callback());
+  conn->Send(SerializeServerMessage(FitIns(1.0f)), 1024, slot.Callback());
   conn->Close(absl::DeadlineExceededError("Timeout of 3sec was exceeded."));
   EXPECT_THAT(slot.Get(), ::petal::testing::StatusIs(absl::StatusCode::kDeadlineExceeded));
   ServerMessage m;
@@ -315,7 +524,7 @@ TEST_F(GrpcServiceTest, OversizedReplyIsRefusedByTheLimit) {
   ASSERT_TRUE(manager_.WaitForExactly(1));
   ClientConnectionPtr conn = manager_.Only();
   ReplySlot slot;
-  conn->Send(SerializeServerMessage(FitIns(1.0f)), slot.Callback());
+  conn->Send(SerializeServerMessage(FitIns(1.0f)), 1024, slot.Callback());
   ServerMessage received;
   ASSERT_TRUE(stream->Read(&received));
   ClientMessage reply;
@@ -345,7 +554,7 @@ TEST_F(GrpcServiceTest, ManyStreamsOnOneChannel) {
   auto all = manager_.All();
   for (auto& p : all) {
     slots.push_back(std::make_unique<ReplySlot>());
-    std::dynamic_pointer_cast<ClientConnection>(p)->Send(shared, slots.back()->Callback());
+    std::dynamic_pointer_cast<ClientConnection>(p)->Send(shared, shared.Length(), slots.back()->Callback());
   }
   for (auto& s : streams) {
     ServerMessage m;

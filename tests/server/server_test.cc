@@ -127,6 +127,14 @@ TEST_F(ServerTest, RunsRoundsAggregatesAndSavesEverything) {
     EXPECT_TRUE(got[1].has_evaluate_ins());
     EXPECT_TRUE(got[4].has_reconnect_ins());
     EXPECT_EQ(got[4].reconnect_ins().seconds(), 0);
+    // The receive budget is charged a fit reply's size as the instruction's
+    // (the model travels both ways), an evaluate reply's as small.
+    std::vector<size_t> charged = c->charged();
+    ASSERT_EQ(charged.size(), 5u);
+    EXPECT_EQ(charged[0], got[0].ByteSizeLong());
+    EXPECT_EQ(charged[2], got[2].ByteSizeLong());
+    EXPECT_LE(charged[1], 1024u);
+    EXPECT_LE(charged[4], 1024u);
   }
   // Outputs: model.npz (arr_0, arr_1), history.json/csv, checkpoint of round 2.
   PETAL_ASSERT_OK_AND_ASSIGN(common::NamedArrays model, common::ReadNpz((dir_ / "out" / "model.npz").string()));
