@@ -206,6 +206,12 @@ class Bench:
         self.counter += 1
         return os.path.join(self.work, f"{self.counter:04d}-{name}.log")
 
+    def rundir(self, tag):
+        self.counter += 1
+        path = os.path.join(self.work, f"{self.counter:04d}-{tag}")
+        os.makedirs(path)
+        return path
+
     def progress(self, msg):
         print(f"[bench {time.strftime('%H:%M:%S')} load {loadavg():.2f}] {msg}", flush=True)
 
@@ -332,8 +338,7 @@ class Bench:
     def federation(self, stack, clients, rounds, server_kind, tag):
         """Runs one federation; returns wall seconds, history, client RSS/samples."""
         cfg, shared, data = self.client_files()
-        run_dir = os.path.join(self.work, f"{tag}-{stack}-{self.counter}")
-        os.makedirs(run_dir)
+        run_dir = self.rundir(f"{tag}-{stack}")
         server_cfg = {
             "server": {"address": "127.0.0.1:0"},
             "run": {"num_rounds": rounds, "round_timeout": 600, "client_wait_timeout": 300},
@@ -422,8 +427,7 @@ class Bench:
 
     # ---- (b) round overhead ---------------------------------------------------
     def loadgen_federation(self, kind, clients, rounds, tag, loadgen_args, timeout):
-        run_dir = os.path.join(self.work, f"{tag}-{kind}-{self.counter}")
-        os.makedirs(run_dir)
+        run_dir = self.rundir(f"{tag}-{kind}")
         initial = os.path.join(run_dir, "tiny.npz")
         import numpy as np
         np.savez(initial, np.ones(10, np.float32))
@@ -492,13 +496,13 @@ class Bench:
         args = ["--mode", "fixed", "--params", "10"]
         alternate(self.reps, lambda: self.loadgen_federation("petal", clients, rounds, "round", args, 600),
                   lambda: self.loadgen_federation("flower", clients, rounds, "round", args, 600),
-                  res, f"{clients}clients")
+                  res, f"{clients} instant clients")
 
     # ---- (c) scale -------------------------------------------------------------
     def scale(self):
         res = self.results.setdefault("scale", {})
         sizes = [20] if self.smoke else [100, 1000, 5000]
-        timeout = 60 if self.smoke else 240
+        timeout = 60 if self.smoke else self.args.scale_timeout
         for n in sizes:
             self.progress(f"scale: {n} concurrently connected clients")
             args = ["--mode", "fixed", "--params", "10", "--channels", str(max(1, n // 500))]
@@ -516,7 +520,7 @@ class Bench:
         alternate(self.args.e2e_reps if not self.smoke else 1,
                   lambda: self.federation("petal", clients, rounds, "petal", "e2e"),
                   lambda: self.federation("flower", clients, rounds, "flower", "e2e"), res,
-                  f"{clients}clients/{rounds}rounds")
+                  f"{'synthetic' if self.smoke else 'ML-100K'} {clients} clients x {rounds} rounds")
 
 
 # --------------------------------------------------------------------------- report
@@ -612,7 +616,7 @@ def table(results):
             med([r["final_hr10"] for r in rows["petal"]]),
             med([r["final_hr10"] for r in rows["flower"]]), "equal", "", load_range(rows))
     for key, rows in results.get("round", {}).items():
-        add("round", f"fit phase ms per round, {key} instant clients",
+        add("round", f"fit phase ms per round, {key}",
             med([r.get("fit_ms_median") for r in rows["petal"]]),
             med([r.get("fit_ms_median") for r in rows["flower"]]), "lower", ">= 5x lower",
             load_range(rows))
@@ -632,20 +636,27 @@ def table(results):
             f.get("server_peak_rss_mib"), "lower", "", load_range(rows))
     keys = sorted(scale, key=int)
     if len(keys) >= 2:
-        lo, hi = keys[0], keys[-1]
-        pp = [(scale[hi][s][0].get("server_peak_rss_mib", 0) - scale[lo][s][0].get("server_peak_rss_mib", 0))
-              * 1024 / (int(hi) - int(lo)) if scale[hi][s][0].get("ok") else None for s in ("petal", "flower")]
-        add("scale", f"server RSS KiB per connection ({lo} -> {hi}; needs the {hi} round to complete)",
-            pp[0], pp[1], "lower")
+        per_conn, spans = [], []
+        for side in ("petal", "flower"):
+            done = [k for k in keys if scale[k][side][0].get("ok")]
+            if len(done) >= 2:
+                lo, hi = done[0], done[-1]
+                per_conn.append((scale[hi][side][0]["server_peak_rss_mib"]
+                                 - scale[lo][side][0]["server_peak_rss_mib"]) * 1024 / (int(hi) - int(lo)))
+                spans.append(f"{side} {lo}->{hi}")
+            else:
+                per_conn.append(None)
+        add("scale", "server RSS KiB per connected client (peak RSS slope between the smallest and "
+            "largest N that completed)", per_conn[0], per_conn[1], "lower", "; ".join(spans))
     for key, rows in results.get("e2e", {}).items():
-        add("e2e", f"wall seconds, ML-100K {key}", med([r["wall_seconds"] for r in rows["petal"]]),
+        add("e2e", f"wall seconds, {key}", med([r["wall_seconds"] for r in rows["petal"]]),
             med([r["wall_seconds"] for r in rows["flower"]]), "lower", "", load_range(rows))
         add("e2e", f"final HR@10, {key}", med([r["final_hr10"] for r in rows["petal"]]),
             med([r["final_hr10"] for r in rows["flower"]]), "equal", "match within noise",
             load_range(rows))
         add("e2e", f"final NDCG@10, {key}", med([r["final_ndcg10"] for r in rows["petal"]]),
             med([r["final_ndcg10"] for r in rows["flower"]]), "equal", "", load_range(rows))
-        add("e2e", f"client samples/s (4 clients share 2 cores), {key}",
+        add("e2e", f"client samples/s (clients share 2 cores), {key}",
             med([r["samples_per_second_median"] for r in rows["petal"]]),
             med([r["samples_per_second_median"] for r in rows["flower"]]), "higher", "",
             load_range(rows))
@@ -738,6 +749,8 @@ def main():
     ap.add_argument("--reps", type=int, default=3, help="alternating pairs per comparison")
     ap.add_argument("--e2e-rounds", type=int, default=20)
     ap.add_argument("--e2e-reps", type=int, default=1)
+    ap.add_argument("--scale-timeout", type=int, default=120,
+                    help="seconds each server gets to gather N clients and finish the round")
     ap.add_argument("--only", default="micro,memory,client,round,scale,e2e")
     ap.add_argument("--out", default=os.path.join(ROOT, "out", "bench"), help="results folder")
     ap.add_argument("--markdown", default="", help="also write this Markdown table file")
