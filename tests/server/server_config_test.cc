@@ -38,6 +38,7 @@ TEST(ServerConfigTest, DefaultsAreFlowers) {
   EXPECT_EQ(c.max_message_length, 2147483647);
   EXPECT_EQ(c.max_concurrent_streams, 1000);
   EXPECT_EQ(c.keepalive_time, 210.0);
+  EXPECT_EQ(c.max_buffered_reply_bytes, 16 << 20);
   EXPECT_EQ(c.num_rounds, 1);
   EXPECT_EQ(c.round_timeout, 0.0);
   EXPECT_EQ(c.strategy, "fedavg");
@@ -51,6 +52,7 @@ server:
   address: 0.0.0.0:9000
   max_message_length: 1048576
   max_clients: 50
+  max_buffered_reply_bytes: 1048576
   tls: {ca_cert: ca.pem, cert: s.pem, key: s.key}
 run:
   num_rounds: 7
@@ -70,6 +72,7 @@ log_level: debug
 )"));
   EXPECT_EQ(c.address, "0.0.0.0:9000");
   EXPECT_EQ(c.max_clients, 50);
+  EXPECT_EQ(c.max_buffered_reply_bytes, 1048576);
   EXPECT_TRUE(c.tls.enabled());
   EXPECT_EQ(c.num_rounds, 7);
   EXPECT_THAT(c.initial_parameters, ElementsAre("a.npy", "b.npy"));
@@ -111,6 +114,13 @@ TEST(ServerConfigTest, ErrorsNameKeyAndLine) {
   EXPECT_THAT(Read("server:\n  address: localhost\n"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be host:port")));
   EXPECT_THAT(Read("server:\n  max_message_length: 10\n"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Read("server:\n  max_buffered_reply_bytes: 0\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("server.yaml:2: key 'server.max_buffered_reply_bytes': must be >= 1")));
+  // The reply count it replaced is gone: an old config is told so.
+  EXPECT_THAT(Read("server:\n  max_buffered_replies: 2\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("unknown key 'server.max_buffered_replies' (server.yaml:2)")));
   EXPECT_THAT(Read("fit_config: [1, 2]\n"), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("fit_config")));
 }
 
