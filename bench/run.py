@@ -420,6 +420,11 @@ class Bench:
 
         self.progress("client start-up")
         alternate(max(self.reps, 3), petal_start, flower_start, res, "startup")
+        # Same model: petal-client's initial global arrays load into the PyTorch model
+        # (same count, order and shapes), else this fails.
+        text, _, _ = run_once(self.flower_client_argv(cfg, shared, 0, data[0], "")[:-2]
+                              + ["--check-initial", init], self.log("check-initial"), 300)
+        res["same_global_arrays"] = last_json(text, "flower_client.py --check-initial")["global_arrays"]
         rounds = 1 if self.smoke else 3
         self.progress(f"client training, 1 client x {rounds} rounds on Flower's server")
         alternate(self.reps, lambda: self.federation("petal", 1, rounds, "flower", "train"),
@@ -712,6 +717,55 @@ The load average column is the 1-minute load seen before and after the runs of t
 """
 
 
+def targets(results):
+    """The issue's targets, each with the figure it is judged on and met / not met."""
+    rows = []
+
+    def verdict(ok):
+        return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+    micro = results.get("micro", {})
+    for key in [k for k in micro if k.startswith(("fedavg/", "fedavg_bytes/", "fedadam/"))]:
+        r = micro[key]
+        p = med([x[r["petal_name"]]["gbps"] for x in r["petal"]])
+        c = med([x[r["memcpy_name"]]["gbps"] for x in r["petal"]])
+        f = med([x["gbps"] for x in r["flower"]])
+        rows.append((f"Aggregation >= 5x Flower ({key})", f"{p / f:.2f}x", verdict(p / f >= 5)))
+        rows.append((f"Aggregation within 2x of memcpy ({key})", f"memcpy/Petal = {c / p:.2f}",
+                     verdict(c / p <= 2)))
+    for key, r in results.get("memory", {}).items():
+        p = med([x.get("peak_rss_mib") for x in r["petal"]])
+        model_mib = int(key.split("/P")[1]) * 4 / 2 ** 20
+        k = int(key.split("/")[0][1:])
+        rows.append((f"Aggregation peak memory O(model) ({key}; rule: <= 4 x model + 64 MiB)",
+                     f"{p:.0f} MiB for a {model_mib:.0f} MiB model ({k} results = {k * model_mib:.0f} MiB)",
+                     verdict(p <= 4 * model_mib + 64)))
+    client = results.get("client", {})
+    if "train" in client:
+        r = client["train"]
+        p = med([x["samples_per_second_median"] for x in r["petal"]])
+        f = med([x["samples_per_second_median"] for x in r["flower"]])
+        hp = med([x["final_hr10"] for x in r["petal"]])
+        hf = med([x["final_hr10"] for x in r["flower"]])
+        rows.append(("Client training >= 2x PyTorch samples/s at equal quality",
+                     f"{p / f:.2f}x (HR@10 {hp:.3f} vs {hf:.3f})", verdict(p / f >= 2)))
+    if "startup" in client:
+        p = med([x["startup_seconds"] for x in client["startup"]["petal"]])
+        rows.append(("Client start-up < 0.5 s", f"{p:.2f} s", verdict(p < 0.5)))
+    for key, r in results.get("round", {}).items():
+        p = med([x.get("round_ms_median") for x in r["petal"]])
+        f = med([x.get("round_ms_median") for x in r["flower"]])
+        rows.append((f"Round overhead >= 5x lower than Flower ({key}, fit + evaluate)",
+                     f"{f / p:.1f}x lower ({p:.1f} vs {f:.1f} ms)", verdict(f / p >= 5)))
+    scale = results.get("scale", {})
+    if scale:
+        done = [int(k) for k in scale if scale[k]["petal"][0].get("ok")]
+        best = max(done) if done else 0
+        rows.append(("Scale >= 5,000 concurrently connected clients",
+                     f"largest N tried that completed: {best:,}", verdict(best >= 5000)))
+    return rows
+
+
 def markdown(doc):
     m = doc["machine"]
     lines = [
@@ -733,6 +787,12 @@ def markdown(doc):
               "|---|---|---|---|---|---|---|---|"]
     for row in table(doc["results"]):
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
+    lines += ["", "## Targets (issue 8)", "", "| target | where we stand | verdict |", "|---|---|---|"]
+    try:
+        for row in targets(doc["results"]):
+            lines.append("| " + " | ".join(row) + " |")
+    except (KeyError, TypeError, ZeroDivisionError, ValueError) as e:
+        lines.append(f"| (cannot evaluate: {e!r}) | | |")
     lines += ["", NOTES]
     extra = doc.get("notes", "")
     if extra:

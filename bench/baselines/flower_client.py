@@ -78,13 +78,27 @@ def main():
     p.add_argument("--server", default="", help="Flower server address (grpc-bidi)")
     p.add_argument("--export-initial", default="", help="write the global arrays and exit")
     p.add_argument("--standalone", type=int, default=0, help="train N epochs locally, print JSON")
+    p.add_argument("--check-initial", default="",
+                   help="load petal-client's --export-initial .npz into this model (same count, "
+                        "order and shapes of global arrays, else exit 1), print JSON, exit")
     args = p.parse_args()
-    if not (args.server or args.export_initial or args.standalone):
-        p.error("one of --server, --export-initial, --standalone is needed")
+    if not (args.server or args.export_initial or args.standalone or args.check_initial):
+        p.error("one of --server, --export-initial, --standalone, --check-initial is needed")
     s = settings(args.config, args.set)
     trainer = tag_ncf_torch.Trainer(tag_ncf_torch.ClientData(args.data), seed=s["seed"],
                                     threads=s["threads"], **s["trainer"])
     ready = time.perf_counter() - T_START
+    if args.check_initial:
+        with np.load(args.check_initial) as z:
+            arrays = [z[k] for k in z.files]
+        try:
+            trainer.set_global(arrays)
+        except ValueError as e:
+            print(f"flower_client.py: petal's global arrays do not fit the PyTorch model: {e}")
+            sys.exit(1)
+        print(json.dumps({"impl": "pytorch", "global_arrays": [
+            [n, list(p.shape)] for n, p in trainer.model.global_named()]}))
+        return
     if args.export_initial:
         np.savez(args.export_initial, *trainer.get_global())
         print(json.dumps({"impl": "pytorch", "startup_seconds": time.perf_counter() - T_START}))
