@@ -192,6 +192,7 @@ class Bench:
         self.build = os.path.abspath(args.build)
         self.smoke = args.smoke
         self.reps = 1 if args.smoke else args.reps
+        self.micro_reps = 1 if args.smoke else (args.micro_reps or args.reps)
         self.work = tempfile.mkdtemp(prefix="petal-bench-")
         self.results = {}
         self.counter = 0
@@ -248,7 +249,7 @@ class Bench:
                 name = f"BM_{op}/MiB:{mib}/real_time"
                 cpy = f"BM_MemcpyNpy/MiB:{mib}/real_time"
                 self.progress(f"micro {case} {mib} MiB")
-                alternate(self.reps, lambda: self.petal_micro([name, cpy], min_time),
+                alternate(self.micro_reps, lambda: self.petal_micro([name, cpy], min_time),
                           lambda: self.flower_micro(case, min_time, mib=mib), res,
                           f"{case}/{mib}MiB")
                 res[f"{case}/{mib}MiB"]["petal_name"] = name
@@ -269,7 +270,7 @@ class Bench:
                 if label == "fedavg":
                     extra.append(f"BM_FedAvg/K:{k}/P:{p}/native:1/real_time")
                 self.progress(f"micro {label} K={k} P={p}")
-                alternate(self.reps, lambda: self.petal_micro(extra, min_time),
+                alternate(self.micro_reps, lambda: self.petal_micro(extra, min_time),
                           lambda: self.flower_micro(fcase, min_time, k=k, p=p), res,
                           f"{label}/K{k}/P{p}")
                 res[f"{label}/K{k}/P{p}"]["petal_name"] = name
@@ -294,7 +295,7 @@ class Bench:
                                       self.log("agg-flower"), 1800)
                 return last_json(text, "flower_aggregate_bench.py")
 
-            alternate(self.reps, petal, flower, res, f"K{k}/P{p}")
+            alternate(self.micro_reps, petal, flower, res, f"K{k}/P{p}")
 
     # ---- data for the PyTorch clients ----------------------------------------
     def client_files(self):
@@ -419,7 +420,7 @@ class Bench:
             return {"startup_seconds": seconds, "peak_rss_mib": rss}
 
         self.progress("client start-up")
-        alternate(max(self.reps, 3), petal_start, flower_start, res, "startup")
+        alternate(1 if self.smoke else max(self.reps, 3), petal_start, flower_start, res, "startup")
         # Same model: petal-client's initial global arrays load into the PyTorch model
         # (same count, order and shapes), else this fails.
         text, _, _ = run_once(self.flower_client_argv(cfg, shared, 0, data[0], "")[:-2]
@@ -511,7 +512,7 @@ class Bench:
         for n in sizes:
             self.progress(f"scale: {n} concurrently connected clients")
             args = ["--mode", "fixed", "--params", "10", "--channels", str(max(1, n // 500))]
-            alternate(1 if not self.smoke else 1,
+            alternate(1,
                       lambda: self.loadgen_federation("petal", n, 1, "scale", args, timeout),
                       lambda: self.loadgen_federation("flower", n, 1, "scale", args, timeout),
                       res, f"{n}")
@@ -779,7 +780,9 @@ def markdown(doc):
         f"- Software: Python {m['python']}, flwr {m.get('flwr')}, numpy {m.get('numpy')}, "
         f"torch {m.get('torch')} (Debian python3-torch; Petal links Debian LibTorch 1.13.1)",
         f"- Command: `{doc['command']}`",
-        f"- Pairs per comparison: {doc['reps']}; `uptime` at the end: `{doc['uptime']}`",
+        f"- Alternating pairs per comparison: micro and memory {doc.get('micro_reps', doc['reps'])}, "
+        f"client and round {doc['reps']} (start-up at least 3), scale 1, e2e {doc.get('e2e_reps', 1)}; "
+        f"`uptime` at the end: `{doc['uptime']}`",
     ]
     if doc["failures"]:
         lines.append("- FAILED sections: " + "; ".join(f.splitlines()[0] for f in doc["failures"]))
@@ -807,6 +810,8 @@ def main():
     ap.add_argument("--build", default="build-bench", help="build tree with the binaries")
     ap.add_argument("--smoke", action="store_true", help="tiny sizes, one pair each (CI)")
     ap.add_argument("--reps", type=int, default=3, help="alternating pairs per comparison")
+    ap.add_argument("--micro-reps", type=int, default=0,
+                    help="pairs for the micro and memory sections (default --reps)")
     ap.add_argument("--e2e-rounds", type=int, default=20)
     ap.add_argument("--e2e-reps", type=int, default=1)
     ap.add_argument("--scale-timeout", type=int, default=120,
@@ -849,7 +854,8 @@ def main():
     doc = {"started": started.isoformat(timespec="seconds"),
            "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "command": " ".join([os.path.relpath(PY, ROOT) if PY.startswith(ROOT) else PY] + sys.argv),
-           "smoke": args.smoke, "reps": bench.reps, "machine": machine(),
+           "smoke": args.smoke, "reps": bench.reps, "micro_reps": bench.micro_reps,
+           "e2e_reps": 1 if args.smoke else args.e2e_reps, "machine": machine(),
            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
            "failures": failures, "results": bench.results,
            "notes": open(args.notes).read() if args.notes else ""}
