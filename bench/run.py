@@ -689,7 +689,12 @@ The load average column is the 1-minute load seen before and after the runs of t
   (Petal `WeightedAverage` float64 accumulation vs Flower `aggregate`); `fedavg_bytes`
   starts from .npy bytes (Petal `DecodeNpy` + `WeightedAverage` vs Flower's default FedAvg
   path `aggregate_inplace`); `fedadam` adds one FedAdam server step; the memcpy column is
-  `BM_MemcpyAgg`/`BM_MemcpyNpy`, a memcpy of the same input bytes (the machine's ceiling).
+  `BM_MemcpyAgg`/`BM_MemcpyNpy`, a memcpy of the same input bytes (the machine's ceiling;
+  `BM_MemcpyNpy` copies into a fresh allocation each time, as encode/decode do). Petal's
+  FedAvg accumulates in float64 (its default `accumulation: float64`), so it moves 4 input
+  bytes plus 16 accumulator bytes per element and result; `native` is the float32-order
+  mode. Debian's libbenchmark prints "Library was built as DEBUG": that is the harness
+  library's own build; the measured code is Petal's RelWithDebInfo build (kernels -O3).
 - **memory**: peak RSS of one round's aggregation of K results of P float32:
   `petal_aggregate_bench` (results arrive one at a time and are dropped after folding,
   as petal-server does) vs `flower_aggregate_bench.py` (Flower's `aggregate_fit` over the
@@ -709,8 +714,13 @@ The load average column is the 1-minute load seen before and after the runs of t
   rounds 2..20; petal-server vs `bench/server/flower_server.py` (`start_server`).
 - **scale**: N loadgen streams (N/500 HTTP/2 connections); the server must see all N
   clients connected at once (min_available_clients = N) and finish one round with N
-  results within the timeout. RSS per connection = (peak RSS at the largest N - at the
-  smallest N) / (difference in N).
+  results within the timeout (`--scale-timeout`, default 120 s). RSS per connection =
+  (peak RSS at the largest N that completed - at the smallest N) / (difference in N).
+  Flower's legacy gRPC server runs each Join stream on a thread of a pool of
+  `max_concurrent_workers = 1000` (its default in
+  flwr/server/superlink/fleet/grpc_bidi/grpc_server.py; `start_server` does not expose it),
+  so with its defaults it cannot serve more than 1,000 streams at once. The harness keeps
+  Flower's defaults (it neither tunes the baseline down nor up).
 - **e2e**: the ML-100K federation of configs/federation/ml100k (4 clients, Dirichlet 0.5,
   FedAvg, 1 local epoch per round): petal-server + 4 petal-clients against Flower's server
   (`scripts/federate_flower.py`) + 4 PyTorch NumPyClients on the same partitions. Wall time
