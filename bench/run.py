@@ -402,7 +402,7 @@ class Bench:
                 "client_peak_rss_mib": [c.rss for c in procs],
                 "server_peak_rss_mib": server.rss}
 
-    # ---- (a) client ---------------------------------------------------------
+    # ---- (a) client (plus the same-model check) ---------------------------------------------------------
     def client(self):
         res = self.results.setdefault("client", {})
         cfg, shared, data = self.client_files()
@@ -426,10 +426,51 @@ class Bench:
         text, _, _ = run_once(self.flower_client_argv(cfg, shared, 0, data[0], "")[:-2]
                               + ["--check-initial", init], self.log("check-initial"), 300)
         res["same_global_arrays"] = last_json(text, "flower_client.py --check-initial")["global_arrays"]
+        res["same_model"] = self.same_model_check()
         rounds = 1 if self.smoke else 3
         self.progress(f"client training, 1 client x {rounds} rounds on Flower's server")
         alternate(self.reps, lambda: self.federation("petal", 1, rounds, "flower", "train"),
                   lambda: self.federation("flower", 1, rounds, "flower", "train"), res, "train")
+
+    def same_model_check(self):
+        """petal-train (1 epoch, pooled data) saves its model; the PyTorch model loads every
+        parameter by name and evaluates the same ranking cases: the metrics must agree to
+        float rounding (same forward, tag features, cases and metric definitions)."""
+        self.progress("same-model check: petal-train model evaluated by the PyTorch model")
+        if self.smoke:
+            central = os.path.join(ROOT, "configs/centralized.yaml")
+            sets = ["data.synthetic.num_users=120", "data.synthetic.num_items=150",
+                    "data.synthetic.mean_interactions=20"]
+            client_cfg = os.path.join(ROOT, "configs/client.yaml")
+        else:
+            central = os.path.join(ROOT, "configs/federation/ml100k/centralized.yaml")
+            sets = []
+            client_cfg = os.path.join(ROOT, "configs/federation/ml100k/client.yaml")
+        out = self.rundir("same-model")
+        argv = [self.bin("src/model/petal-train"), "--config", central, "--out", out,
+                "--set", "train.epochs=1", "--set", "output.save_model=true"]
+        for x in sets:
+            argv += ["--set", x]
+        run_once(argv, self.log("petal-train"), 600)
+        with open(os.path.join(out, "metrics.json")) as f:
+            petal = json.load(f)["epochs"][-1]
+        data = os.path.join(out, "all.npz")
+        argv = [self.bin("bench/petal_bench_export"), "--config", client_cfg, "--out", data,
+                "--set", "partition.num_partitions=1", "--set", "partition.scheme=iid"]
+        for x in sets:
+            argv += ["--set", x]
+        run_once(argv, self.log("export-all"), 600)
+        text, _, _ = run_once([PY, os.path.join(BASE, "flower_client.py"), "--data", data,
+                               "--config", client_cfg, "--check-model", os.path.join(out, "model.npz")]
+                              + sum([["--set", x] for x in sets], []), self.log("check-model"), 600)
+        torch_ev = last_json(text, "flower_client.py --check-model")["evaluate"]
+        row = {"petal": {"hr@10": petal["hr@10"], "ndcg@10": petal["ndcg@10"], "loss": petal["eval_loss"]},
+               "pytorch": {"hr@10": torch_ev["hr@10"], "ndcg@10": torch_ev["ndcg@10"],
+                           "loss": torch_ev["loss"]}}
+        row["max_abs_diff"] = max(abs(row["petal"][k] - row["pytorch"][k]) for k in row["petal"])
+        if row["max_abs_diff"] > 1e-4:
+            raise RuntimeError(f"the PyTorch model does not reproduce Petal's metrics: {row}")
+        return row
 
     # ---- (b) round overhead ---------------------------------------------------
     def loadgen_federation(self, kind, clients, rounds, tag, loadgen_args, timeout):
@@ -609,6 +650,12 @@ def table(results):
             med([r["startup_seconds"] for r in rows["flower"]]), "lower", "< 0.5 s", load_range(rows))
         add("client", "start-up peak RSS MiB", med([r["peak_rss_mib"] for r in rows["petal"]]),
             med([r["peak_rss_mib"] for r in rows["flower"]]), "lower", "", load_range(rows))
+    if "same_model" in client:
+        sm = client["same_model"]
+        out.append(("client", "same model: petal-train's 1-epoch model evaluated by each side "
+                    "(HR@10; NDCG@10, loss in results.json)", fmt(sm["petal"]["hr@10"], 6),
+                    fmt(sm["pytorch"]["hr@10"], 6), "", "equal",
+                    f"max abs diff of HR/NDCG/loss {sm['max_abs_diff']:.1e}", ""))
     if "train" in client:
         rows = client["train"]
         add("client", "training samples/s (1 client, 1 thread, median over rounds)",
@@ -709,6 +756,11 @@ The load average column is the 1-minute load seen before and after the runs of t
   (wait4). The PyTorch model (`bench/baselines/tag_ncf_torch.py`) mirrors TagNcf: same
   layers, sizes, initialization scheme, BCE with 4 sampled negatives, Adam with the same
   parameter groups, embedding_reg, batch 256, lr 1e-3, leave-one-out HR@10 / NDCG@10.
+  Same-model check (every run, smoke included): `petal-train` trains 1 epoch on the pooled
+  data and saves every parameter; the PyTorch model loads them by name and evaluates the
+  same ranking cases; HR@10, NDCG@10 and the loss must agree within 1e-4 (they agree to
+  ~1e-15), which pins the forward pass, the tag features and the metrics to Petal's.
+  Training itself differs only in random streams (negatives, order, initial values).
 - **round**: 100 `petal_server_loadgen` streams that answer every instruction at once
   with a 10-float model; 20 rounds of FedAvg; median fit-phase and fit+evaluate times of
   rounds 2..20; petal-server vs `bench/server/flower_server.py` (`start_server`).

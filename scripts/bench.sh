@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build-bench}"
-targets=(petal_micro_bench petal_bench_export petal-server petal-client
+targets=(petal_micro_bench petal_bench_export petal-server petal-client petal-train
          petal_server_loadgen petal_aggregate_bench)
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPETAL_WERROR=ON \
   -DPETAL_BUILD_BENCHMARKS=ON -DPETAL_PYTHON="$PWD/.venv/bin/python" > "$BUILD_DIR.configure.log" 2>&1 \

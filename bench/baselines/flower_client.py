@@ -78,16 +78,37 @@ def main():
     p.add_argument("--server", default="", help="Flower server address (grpc-bidi)")
     p.add_argument("--export-initial", default="", help="write the global arrays and exit")
     p.add_argument("--standalone", type=int, default=0, help="train N epochs locally, print JSON")
+    p.add_argument("--check-model", default="",
+                   help="load a full model.npz written by petal-train (every parameter by name) "
+                        "into this model, evaluate, print JSON, exit")
     p.add_argument("--check-initial", default="",
                    help="load petal-client's --export-initial .npz into this model (same count, "
                         "order and shapes of global arrays, else exit 1), print JSON, exit")
     args = p.parse_args()
-    if not (args.server or args.export_initial or args.standalone or args.check_initial):
-        p.error("one of --server, --export-initial, --standalone, --check-initial is needed")
+    if not (args.server or args.export_initial or args.standalone or args.check_initial
+            or args.check_model):
+        p.error("one of --server, --export-initial, --standalone, --check-initial, --check-model "
+                "is needed")
     s = settings(args.config, args.set)
     trainer = tag_ncf_torch.Trainer(tag_ncf_torch.ClientData(args.data), seed=s["seed"],
                                     threads=s["threads"], **s["trainer"])
     ready = time.perf_counter() - T_START
+    if args.check_model:
+        import torch
+        state = trainer.model.state_dict()
+        with np.load(args.check_model) as z:
+            if sorted(z.files) != sorted(state):
+                print(f"flower_client.py: parameter names differ: {sorted(z.files)} vs {sorted(state)}")
+                sys.exit(1)
+            with torch.no_grad():
+                for name in z.files:
+                    if tuple(state[name].shape) != z[name].shape:
+                        print(f"flower_client.py: {name}: shape {z[name].shape} != "
+                              f"{tuple(state[name].shape)}")
+                        sys.exit(1)
+                    state[name].copy_(torch.from_numpy(z[name]))
+        print(json.dumps({"impl": "pytorch", "evaluate": trainer.evaluate(s["k"])}))
+        return
     if args.check_initial:
         with np.load(args.check_initial) as z:
             arrays = [z[k] for k in z.files]
