@@ -1,20 +1,29 @@
 // petal_server_loadgen: many Flower clients in one process, for petal-server's
-// scale tests and figures (Python clients are too heavy for hundreds).
+// scale tests and figures (Python clients are too heavy for hundreds). Built
+// from tests/server/CMakeLists.txt into BUILD/tests/server/.
 //
-//   petal_server_loadgen --server 127.0.0.1:PORT --clients 1000 [--channels 4]
-//                        [--mode echo|fixed] [--num-examples 1] [--stats-json out.json]
+//   petal_server_loadgen [--server 127.0.0.1:8080] [--clients 100] [--channels 1]
+//                        [--mode echo|fixed] [--params 10] [--num-examples 1]
+//                        [--stats-json out.json]
 //
-// Opens --clients FlowerService.Join streams spread over --channels HTTP/2
-// connections (gRPC's callback API: no thread per stream) and answers every
-// instruction at once, in Flower's lock-step:
-//   GetParametersIns -> a float32 array of --params elements
+// This command line is stable (bench/server/figures.py and the benchmark suite
+// use it): flags may be added, not renamed or removed.
+//
+// Opens --clients FlowerService.Join streams spread round-robin over --channels
+// HTTP/2 connections (one TCP connection each; gRPC's callback API, no thread
+// per stream) and answers every instruction at once, in Flower's lock-step:
+//   GetParametersIns -> one float32 array of --params ones
 //   FitIns           -> echo: the received parameters unchanged (no decoding), or
-//                       fixed: the received parameters' tensors replaced by one
-//                       float32 array of --params ones; num_examples --num-examples
+//                       fixed: one float32 array of --params ones; num_examples
+//                       --num-examples
 //   EvaluateIns      -> loss 0.5, num_examples --num-examples
 //   ReconnectIns     -> DisconnectRes(RECONNECT), then the stream is closed
-// Exits when every stream has ended (0 if all ended after a ReconnectIns) and
-// prints a JSON summary (streams, instructions answered, statuses).
+// Works against any grpc-bidi Flower server (petal-server, flwr start_server).
+// Exits when every stream has ended and prints one JSON line on stdout:
+//   {"clients", "channels", "seconds", "fit", "evaluate", "get_parameters",
+//    "reconnect", "statuses": {"OK after ReconnectIns": n, "<code> <message>": n}}
+// Exit status 0 if every stream ended after a ReconnectIns, 1 otherwise, 2 for
+// a bad command line.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
