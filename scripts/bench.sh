@@ -9,9 +9,11 @@ cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build-bench}"
 targets=(petal_micro_bench petal_bench_export petal-server petal-client petal-train
          petal_server_loadgen petal_aggregate_bench)
+mkdir -p "$BUILD_DIR"
+log="$BUILD_DIR/bench-configure.log"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPETAL_WERROR=ON \
-  -DPETAL_BUILD_BENCHMARKS=ON -DPETAL_PYTHON="$PWD/.venv/bin/python" > "$BUILD_DIR.configure.log" 2>&1 \
-  || { cat "$BUILD_DIR.configure.log"; exit 1; }
+  -DPETAL_BUILD_BENCHMARKS=ON -DPETAL_PYTHON="$PWD/.venv/bin/python" > "$log" 2>&1 \
+  || { cat "$log"; exit 1; }
 nice -n 10 cmake --build "$BUILD_DIR" -j 2 --target "${targets[@]}"
 markdown=(--markdown BENCHMARKS.md)
 for arg in "$@"; do
