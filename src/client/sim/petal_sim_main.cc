@@ -136,7 +136,8 @@ int Main(int argc, char** argv) {
               "clients sampled per round for training (same as --set "
               "server:strategy.fraction_fit=F)");
   cli.AddFlag("max-parallel", "M",
-              "virtual clients alive at once, >= threads (default 2 x threads)");
+              "instructions in flight (running or awaiting in-order aggregation), >= threads "
+              "(default 2 x threads); at most one virtual client per thread is alive");
   cli.AddFlag("evaluate-every", "K",
               "federated evaluation every K rounds and after the last "
               "(0: last only; default: sim.evaluate_every)");
