@@ -230,7 +230,7 @@ def main(argv=None):
         server = section(cfg, "server")
         run = section(cfg, "run")
         output = section(cfg, "output")
-        for ignored in ("tls", "max_concurrent_streams", "max_clients", "max_buffered_replies",
+        for ignored in ("tls", "max_concurrent_streams", "max_clients", "max_buffered_reply_bytes",
                         "keepalive_time"):
             if ignored in server:
                 print(f"federate_flower: server.{ignored} has no start_server equivalent: ignored",
