@@ -734,8 +734,10 @@ The load average column is the 1-minute load seen before and after the runs of t
   Both sides draw result k from the same kind of pool of 8 distinct random float32 arrays
   (k mod 8), so K = 100 x P = 10M streams 320 MB, not 4 GB. `fedavg` is the numeric kernel
   (Petal `WeightedAverage` float64 accumulation vs Flower `aggregate`); `fedavg_bytes`
-  starts from .npy bytes (Petal `DecodeNpy` + `WeightedAverage` vs Flower's default FedAvg
-  path `aggregate_inplace`); `fedadam` adds one FedAdam server step; the memcpy column is
+  starts from the parsed .npy bytes of each result (Petal: `DecodeNpy(std::string&&)`, which
+  takes the bytes over and views them without a copy, as petal-server does with each FitRes,
+  + `WeightedAverage`; Flower: its default FedAvg path `aggregate_inplace`, whose `np.load`
+  copies); `fedadam` adds one FedAdam server step; the memcpy column is
   `BM_MemcpyAgg`/`BM_MemcpyNpy`, a memcpy of the same input bytes (the machine's ceiling;
   `BM_MemcpyNpy` copies into a fresh allocation each time, as encode/decode do). Petal's
   FedAvg accumulates in float64 (its default `accumulation: float64`), so it moves 4 input
@@ -838,7 +840,8 @@ def markdown(doc):
         "",
         f"- Date: {doc['started'][:10]} (run {doc['started']} .. {doc['finished']} UTC)",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}; "
-        f"shared with other users during the run",
+        f"the load average column shows what ran beside each row (the benchmark's own processes "
+        f"included)",
         f"- Software: Python {m['python']}, flwr {m.get('flwr')}, numpy {m.get('numpy')}, "
         f"torch {m.get('torch')} (Debian python3-torch; Petal links Debian LibTorch 1.13.1)",
         f"- Command: `{doc['command']}`",
