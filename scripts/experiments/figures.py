@@ -5,7 +5,8 @@
   python3 scripts/experiments/figures.py throughput        # synthetic, no data needed
   python3 scripts/experiments/figures.py all
 
-Figures: ml100k-loo, ml100k-rating, ml-latest-loo, ml-latest-rating, throughput.
+Figures: ml100k-loo, ml100k-rating, ml-latest-loo, ml-latest-rating, throughput,
+tag-search.
 --cached-only builds the tables from the runs that exist and starts none
 (a variant with missing runs is reported over the runs it has).
 Runs go to out/experiments/<figure>/<run>/ (reused when their metrics.json
@@ -132,6 +133,54 @@ def throughput_figure(figure):
     return lines
 
 
+# Tag-branch search on the validation split (seeds 1 and 2): the knobs that only the tag
+# branch has, against the same model without tags. Runs: out/experiments/tag-search/.
+TAG_SEARCH = (
+    ("ml100k", "configs/model/ml100k_implicit.yaml", (
+        ("no tags", {"model.use_tags": "false"}),
+        ("TagNCF", {}),
+        ("tag_dim 8", {"model.tag_dim": 8}),
+        ("tag_dim 16", {"model.tag_dim": 16}),
+        ("tag_dim 64", {"model.tag_dim": 64}),
+    )),
+    ("mllatest", "configs/model/ml_latest_implicit.yaml", (
+        ("no tags", {"model.use_tags": "false"}),
+        ("TagNCF", {}),
+        ("tag_dim 16", {"model.tag_dim": 16}),
+        ("own_tag_weight 1", {"model.own_tag_weight": 1.0}),
+        ("own_tag_weight 10", {"model.own_tag_weight": 10.0}),
+        ("profile_max_tags 16", {"model.profile_max_tags": 16}),
+        ("profile_max_tags 256", {"model.profile_max_tags": 256}),
+    )),
+)
+
+
+def tag_search_figure(figure):
+    lines = ["### Tag-branch search (validation split, seeds 1 and 2)", ""]
+    for data, config, variants in TAG_SEARCH:
+        lines += [f"`{config}` with `split.validation=true` (the test items are never seen).", "",
+                  "| variant | HR@10 (mean of 2 seeds) | NDCG@10 | HR@10 per seed |",
+                  "|---|---|---|---|"]
+        for name, overrides in variants:
+            got = []
+            for seed in (1, 2):
+                run_overrides = dict(overrides, seed=seed, **{"split.validation": "true"})
+                m = pr.run(os.path.join(OUT, figure), f"{data}_{name.replace(' ', '_')}_seed{seed}",
+                           config, run_overrides, cached_only=CACHED_ONLY)
+                if m is not None:
+                    got.append(m)
+            if not got:
+                lines.append(f"| {name} | not run | | |")
+                continue
+            hr = [pr.final(m, "hr@10") for m in got]
+            ndcg = [pr.final(m, "ndcg@10") for m in got]
+            lines.append(f"| {name}{'' if len(got) == 2 else ' (1 of 2 seeds)'} | "
+                         f"{sum(hr) / len(hr):.4f} | {sum(ndcg) / len(ndcg):.4f} | "
+                         f"{', '.join(f'{h:.4f}' for h in hr)} |")
+        lines.append("")
+    return lines
+
+
 FIGURES = {
     "ml100k-loo": lambda f: ranking_figure(f, "configs/model/ml100k_implicit.yaml",
                                            "ML-100K leave-one-out ranking"),
@@ -144,6 +193,7 @@ FIGURES = {
         f, "configs/model/ml_latest_explicit.yaml", "ml-latest-small rating prediction (5-fold)",
         range(1, 6), "5-fold cross-validation over ratings shuffled with split seed 1"),
     "throughput": throughput_figure,
+    "tag-search": tag_search_figure,
 }
 
 
