@@ -263,6 +263,7 @@ CROSS_TUNING = (
     ("FedAvgM server momentum 0.9", ["server:strategy.name=fedavgm",
                                      "server:strategy.server_momentum=0.9"]),
     ("FedAdam eta 0.01", ["server:strategy.name=fedadam", "server:strategy.eta=0.01"]),
+    ("FedAdam eta 0.1", ["server:strategy.name=fedadam", "server:strategy.eta=0.1"]),
     ("FedAvg, 1 local epoch", ["server:fit_config.local_epochs=1"]),
     # Diagnostic: every user trains in every round (no user waits ~10 rounds between visits).
     ("FedAvg, all 943 clients per round, 10 rounds", ["server:strategy.fraction_fit=1.0",
