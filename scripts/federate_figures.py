@@ -265,6 +265,8 @@ CROSS_TUNING = (
     ("FedAdam eta 0.01", ["server:strategy.name=fedadam", "server:strategy.eta=0.01"]),
     ("FedAdam eta 0.1", ["server:strategy.name=fedadam", "server:strategy.eta=0.1"]),
     ("FedAvg, 1 local epoch", ["server:fit_config.local_epochs=1"]),
+    ("FedAvg, client Adam lr 0.01", ["client:train.lr=0.01"]),
+    ("FedAvg, client SGD lr 0.5", ["client:train.optimizer=sgd", "client:train.lr=0.5"]),
     # Diagnostic: every user trains in every round (no user waits ~10 rounds between visits).
     ("FedAvg, all 943 clients per round, 10 rounds", ["server:strategy.fraction_fit=1.0",
                                                       "server:run.num_rounds=10"]),
