@@ -162,18 +162,14 @@ def tag_search_figure(figure):
                   "| variant | HR@10 (mean of 2 seeds) | NDCG@10 | HR@10 per seed |",
                   "|---|---|---|---|"]
         for name, overrides in variants:
-            got = []
-            for seed in (1, 2):
-                run_overrides = dict(overrides, seed=seed, **{"split.validation": "true"})
-                m = pr.run(os.path.join(OUT, figure), f"{data}_{name.replace(' ', '_')}_seed{seed}",
-                           config, run_overrides, cached_only=CACHED_ONLY)
-                if m is not None:
-                    got.append(m)
+            got = runs_of(figure, f"{data} {name}", config,
+                          [(f"seed{seed}", dict(overrides, seed=seed, **{"split.validation": "true"}))
+                           for seed in (1, 2)])
             if not got:
                 lines.append(f"| {name} | not run | | |")
                 continue
-            hr = [pr.final(m, "hr@10") for m in got]
-            ndcg = [pr.final(m, "ndcg@10") for m in got]
+            hr = [pr.final(m, "hr@10") for _, m in got]
+            ndcg = [pr.final(m, "ndcg@10") for _, m in got]
             lines.append(f"| {name}{'' if len(got) == 2 else ' (1 of 2 seeds)'} | "
                          f"{sum(hr) / len(hr):.4f} | {sum(ndcg) / len(ndcg):.4f} | "
                          f"{', '.join(f'{h:.4f}' for h in hr)} |")
