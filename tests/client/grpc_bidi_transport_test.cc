@@ -16,6 +16,7 @@
 #include "absl/synchronization/notification.h"
 #include "client/start_client.h"
 #include "common/serde.h"
+#include "common/testing/scratch_path.h"
 #include "common/testing/status_matchers.h"
 #include "fake_clock.h"
 #include "fake_flower_server.h"
@@ -593,7 +594,7 @@ TEST(GrpcBidiTransportTest, RejectsBadOptions) {
   EXPECT_THAT(MakeGrpcBidiTransport(o),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unbounded")));
 
-  const std::string not_pem = ::testing::TempDir() + "/not_a_cert.txt";
+  const std::string not_pem = ::petal::testing::ScratchPath("not_a_cert.txt").string();
   std::ofstream(not_pem) << "hello";
   o = TestOptions("127.0.0.1:1", nullptr);
   o.root_certificates = not_pem;

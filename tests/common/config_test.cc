@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "common/testing/scratch_path.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -135,7 +136,7 @@ TEST(ConfigTest, InvalidYamlNamesLineAndColumn) {
 }
 
 TEST(ConfigTest, LoadFileReadsFromDisk) {
-  const std::string path = ::testing::TempDir() + "/petal_config_test.yaml";
+  const std::string path = ::petal::testing::ScratchPath("config_test.yaml").string();
   {
     std::ofstream out(path);
     out << kDoc;

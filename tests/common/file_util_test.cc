@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/testing/scratch_path.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,8 +20,7 @@ using ::testing::HasSubstr;
 class FileUtilTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::path(::testing::TempDir()) /
-           ("petal_file_util_" + std::to_string(::getpid()));
+    dir_ = ::petal::testing::ScratchPath("file_util");
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }

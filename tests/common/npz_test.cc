@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "common/npy.h"
+#include "common/testing/scratch_path.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -31,7 +32,7 @@ TEST(NpzTest, EncodingIsDeterministic) {
 }
 
 TEST(NpzTest, WriteAndReadFile) {
-  const std::string path = ::testing::TempDir() + "/petal_npz_test.npz";
+  const std::string path = ::petal::testing::ScratchPath("npz_test.npz").string();
   PETAL_ASSERT_OK(WriteNpz(path, Sample()));
   PETAL_ASSERT_OK_AND_ASSIGN(NamedArrays back, ReadNpz(path));
   EXPECT_EQ(back, Sample());

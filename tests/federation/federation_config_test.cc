@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/testing/scratch_path.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -20,11 +21,15 @@ using ::testing::HasSubstr;
 class FederationConfigTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::path(::testing::TempDir()) / "federation_config_test";
+    dir_ = ::petal::testing::ScratchPath("federation_config");
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "sub");
     Write("sub/server.yaml", "run: {num_rounds: 2}\n");
     Write("sub/client.yaml", "client: {seed: 1}\n");
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
   }
   std::string Write(const std::string& name, const std::string& text) {
     const fs::path p = dir_ / name;

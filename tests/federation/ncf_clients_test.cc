@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/status_macros.h"
+#include "common/testing/scratch_path.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -47,8 +48,7 @@ client::ClientAppConfig Config(model::PartitionScheme scheme) {
 class NcfClientPoolTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::path(::testing::TempDir()) / ("petal_ncf_pool_" + std::string(info->name()));
+    dir_ = ::petal::testing::ScratchPath("ncf_pool");
     fs::remove_all(dir_);
   }
   void TearDown() override {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/testing/scratch_path.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -398,7 +399,7 @@ TEST(SimulationTest, StopAbandonsTheRoundAndKeepsTheLastCompletedModel) {
 
 TEST(SimulationTest, WritesTheServersHistoryFormatAndTimings) {
   World world;
-  const std::string dir = ::testing::TempDir() + "/sim_outputs";
+  const std::string dir = ::petal::testing::ScratchPath("sim_outputs").string();
   std::filesystem::remove_all(dir);
   SimulationOptions o = Options(3, 2, 2);
   o.output_dir = dir;
@@ -421,6 +422,8 @@ TEST(SimulationTest, WritesTheServersHistoryFormatAndTimings) {
   EXPECT_GT(summary["seconds_per_round"].get<double>(), 0.0);
   EXPECT_TRUE(std::filesystem::exists(dir + "/history.csv"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/model.npz"));
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 TEST(SimulationTest, TooFewClientsForTheStrategySkipsTrainingWithAWarning) {

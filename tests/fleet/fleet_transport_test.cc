@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +19,7 @@
 #include "client/fleet/records.h"
 #include "client/start_client.h"
 #include "common/file_util.h"
+#include "common/testing/scratch_path.h"
 #include "common/testing/status_matchers.h"
 #include "flwr/proto/fab.pb.h"
 #include "flwr/proto/fleet.pb.h"
@@ -523,7 +525,7 @@ TEST_F(FleetTransportTest, StopIsPromptAndLeavesCleanly) {
 TEST_F(FleetTransportTest, PreRegisteredKeysSkipRegistration) {
   PETAL_ASSERT_OK_AND_ASSIGN(NodeKey key, NodeKey::Generate());
   PETAL_ASSERT_OK_AND_ASSIGN(std::string pem, key.PrivateKeyPem());
-  std::string path = ::testing::TempDir() + "/fleet_preregistered_key.pem";
+  std::string path = ::petal::testing::ScratchPath("fleet_preregistered_key.pem").string();
   ASSERT_TRUE(common::WriteFileAtomically(path, pem).ok());
   fleet_.auth_private_key = path;
   state_->keys[key.public_key_pem()] = 99;  // registered with `flwr supernode register`
@@ -534,6 +536,7 @@ TEST_F(FleetTransportTest, PreRegisteredKeysSkipRegistration) {
   EXPECT_EQ(state_->Count(FleetRpc::kRegisterNode), 0);
   EXPECT_EQ(state_->Count(FleetRpc::kUnregisterNode), 0);
   EXPECT_EQ(state_->Count(FleetRpc::kDeactivateNode), 1);
+  std::filesystem::remove(path);
 }
 
 TEST(FleetOptionsTest, ValidatesRangesAndReadsYaml) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <string>
 
+#include "common/testing/scratch_path.h"
 #include "gtest/gtest.h"
 
 namespace petal::model::testing {
@@ -16,10 +17,7 @@ namespace petal::model::testing {
 class TempDir {
  public:
   explicit TempDir(const std::string& name) {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::path(::testing::TempDir()) /
-            ("petal_model_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" +
-             name);
+    path_ = ::petal::testing::ScratchPath("model_" + name);
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }

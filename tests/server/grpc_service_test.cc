@@ -71,7 +71,11 @@ struct ReplySlot {
   ReplyCallback Callback() {
     return [this](absl::StatusOr<Reply> r) {
       if (r.ok()) {
-        promise.set_value(std::move(r->bytes));  // the lease is returned here
+        grpc::ByteBuffer bytes = std::move(r->bytes);
+        // Return the lease before waking the waiter, so a test that reads the
+        // budget right after Get() sees the bytes released.
+        r->lease.reset();
+        promise.set_value(std::move(bytes));
       } else {
         promise.set_value(r.status());
       }

@@ -7,6 +7,7 @@
 
 #include "client/app/app_config.h"
 #include "common/config.h"
+#include "common/testing/scratch_path.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -23,9 +24,7 @@ using ::testing::HasSubstr;
 class ScratchDir {
  public:
   ScratchDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::path(::testing::TempDir()) /
-            ("petal_ncf_client_" + std::string(info->name()));
+    path_ = ::petal::testing::ScratchPath("ncf_client");
     std::filesystem::remove_all(path_);
   }
   ~ScratchDir() {
