@@ -142,6 +142,8 @@ TAG_SEARCH = (
         ("tag_dim 8", {"model.tag_dim": 8}),
         ("tag_dim 16", {"model.tag_dim": 16}),
         ("tag_dim 64", {"model.tag_dim": 64}),
+        ("profile_half_life 10", {"model.profile_half_life": 10}),
+        ("profile_half_life 30", {"model.profile_half_life": 30}),
     )),
     ("mllatest", "configs/model/ml_latest_implicit.yaml", (
         ("no tags", {"model.use_tags": "false"}),

@@ -96,6 +96,7 @@ void ReadModelOptions(ConfigReader& r, const std::string& prefix, TagNcfOptions*
   r.Read(Key(prefix, "init_std"), &out->init_std, GreaterThan<double>(0.0));
   r.Read(Key(prefix, "profile_max_tags"), &out->profile_max_tags, AtLeast<int64_t>(0));
   r.Read(Key(prefix, "own_tag_weight"), &out->own_tag_weight, AtLeast<double>(0.0));
+  r.Read(Key(prefix, "profile_half_life"), &out->profile_half_life, AtLeast<double>(0.0));
 }
 
 void ReadTrainConfig(ConfigReader& r, const std::string& prefix, TrainConfig* out) {

@@ -74,6 +74,9 @@ absl::Status ValidateTagNcfOptions(const TagNcfOptions& o) {
   if (!(o.own_tag_weight >= 0.0) || !Finite(o.own_tag_weight)) {
     return Bad("model.own_tag_weight", "must be a finite number >= 0", o.own_tag_weight);
   }
+  if (!(o.profile_half_life >= 0.0) || !Finite(o.profile_half_life)) {
+    return Bad("model.profile_half_life", "must be a finite number >= 0", o.profile_half_life);
+  }
   return absl::OkStatus();
 }
 

@@ -50,6 +50,10 @@ struct TagNcfOptions {
   // 1 and truncated to the profile_max_tags heaviest tags (0 = no limit).
   int64_t profile_max_tags = 64;
   double own_tag_weight = 3.0;
+  // Recency weighting of the profile's items: the k-th most recent item
+  // (k = 0, 1, ...) contributes 0.5^(k / profile_half_life) instead of 1.
+  // 0 = every item counts the same. Cold-start scoring (no timestamps) ignores it.
+  double profile_half_life = 0.0;
 };
 absl::Status ValidateTagNcfOptions(const TagNcfOptions& options);
 

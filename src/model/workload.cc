@@ -442,6 +442,7 @@ absl::StatusOr<std::unique_ptr<LocalWorkload>> LocalWorkload::Create(
   w.has_train.assign(num_local, 0);
   w.train_local.resize(train.size());
   std::vector<std::vector<int32_t>> items_of(num_local);
+  std::vector<std::vector<int64_t>> times_of(num_local);
   std::vector<std::vector<int32_t>> tags_of(num_local);
   double rating_sum = 0;
   w.rating_min = train.empty() ? 0.0f : train.ratings[0];
@@ -451,6 +452,7 @@ absl::StatusOr<std::unique_ptr<LocalWorkload>> LocalWorkload::Create(
     w.train_local[r] = local;
     w.has_train[local] = 1;
     items_of[local].push_back(train.items[r]);
+    times_of[local].push_back(train.timestamps[r]);
     rating_sum += train.ratings[r];
     w.rating_min = std::min(w.rating_min, train.ratings[r]);
     w.rating_max = std::max(w.rating_max, train.ratings[r]);
@@ -460,7 +462,8 @@ absl::StatusOr<std::unique_ptr<LocalWorkload>> LocalWorkload::Create(
   w.user_item_offsets.assign(1, 0);
   for (int64_t u = 0; u < num_local; ++u) {
     internal::AppendProfile(w.item_tags, items_of[u], tags_of[u], w.options.profile_max_tags,
-                            w.options.own_tag_weight, w.profiles);
+                            w.options.own_tag_weight, w.profiles,
+                            internal::RecencyWeights(times_of[u], w.options.profile_half_life));
     std::vector<int32_t>& items = items_of[u];
     std::sort(items.begin(), items.end());
     items.erase(std::unique(items.begin(), items.end()), items.end());

@@ -1,5 +1,7 @@
 #include "model/options.h"
 
+#include <cmath>
+
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -33,6 +35,14 @@ TEST(OptionsTest, ValidatesModelOptions) {
   EXPECT_THAT(ValidateTagNcfOptions(o), StatusIs(absl::StatusCode::kInvalidArgument,
                                                  HasSubstr("model.tag_dim")));
   o.use_tags = false;
+  PETAL_EXPECT_OK(ValidateTagNcfOptions(o));
+  o.profile_half_life = -1.0;
+  EXPECT_THAT(ValidateTagNcfOptions(o), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                 HasSubstr("model.profile_half_life")));
+  o.profile_half_life = std::nan("");
+  EXPECT_THAT(ValidateTagNcfOptions(o), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                 HasSubstr("model.profile_half_life")));
+  o.profile_half_life = 20.0;
   PETAL_EXPECT_OK(ValidateTagNcfOptions(o));
   o.num_items = 0;
   EXPECT_THAT(ValidateTagNcfOptions(o), StatusIs(absl::StatusCode::kInvalidArgument,

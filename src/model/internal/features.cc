@@ -1,7 +1,9 @@
 #include "model/internal/features.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
+#include <vector>
 
 namespace petal::model::internal {
 
@@ -20,12 +22,14 @@ SparseRows NormalizedItemTags(const Catalog& catalog) {
 
 void AppendProfile(const SparseRows& item_tags_normalized, absl::Span<const int32_t> history_items,
                    absl::Span<const int32_t> own_tags, int64_t max_tags, double own_tag_weight,
-                   SparseRows& out) {
+                   SparseRows& out, absl::Span<const double> item_weights) {
   std::map<int32_t, double> weight;
-  for (int32_t item : history_items) {
+  for (size_t h = 0; h < history_items.size(); ++h) {
+    const int32_t item = history_items[h];
+    const double scale = item_weights.empty() ? 1.0 : item_weights[h];
     auto tags = item_tags_normalized.Indices(item);
     auto w = item_tags_normalized.Weights(item);
-    for (size_t k = 0; k < tags.size(); ++k) weight[tags[k]] += w[k];
+    for (size_t k = 0; k < tags.size(); ++k) weight[tags[k]] += scale * w[k];
   }
   if (own_tag_weight > 0) {
     for (int32_t tag : own_tags) weight[tag] += own_tag_weight;
@@ -51,6 +55,21 @@ void AppendProfile(const SparseRows& item_tags_normalized, absl::Span<const int3
     }
   }
   out.AddRow(idx, w);
+}
+
+std::vector<double> RecencyWeights(absl::Span<const int64_t> timestamps, double half_life) {
+  if (!(half_life > 0)) return {};
+  std::vector<size_t> order(timestamps.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  // Most recent first; among equal timestamps the later entry first.
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return timestamps[a] != timestamps[b] ? timestamps[a] > timestamps[b] : a > b;
+  });
+  std::vector<double> weights(timestamps.size());
+  for (size_t rank = 0; rank < order.size(); ++rank) {
+    weights[order[rank]] = std::exp2(-static_cast<double>(rank) / half_life);
+  }
+  return weights;
 }
 
 }  // namespace petal::model::internal
