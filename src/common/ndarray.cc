@@ -1,5 +1,7 @@
 #include "common/ndarray.h"
 
+#include <sys/mman.h>
+
 #include <bit>
 #include <cstdlib>
 #include <cstring>
@@ -90,13 +92,21 @@ std::string ShapeToString(absl::Span<const int64_t> shape) {
   return fmt::format("({})", fmt::join(shape, ", "));
 }
 
-std::shared_ptr<std::byte> AllocateBuffer(size_t nbytes) {
-  constexpr size_t kAlign = 64;
-  size_t rounded = (nbytes + kAlign - 1) / kAlign * kAlign;
-  if (rounded == 0) rounded = kAlign;
-  void* p = std::aligned_alloc(kAlign, rounded);
+void* AllocateAligned(size_t nbytes) {
+  constexpr size_t kHugePage = size_t{2} << 20;
+  const size_t align = nbytes >= kHugePageThreshold ? kHugePage : size_t{64};
+  if (nbytes > std::numeric_limits<size_t>::max() - align) throw std::bad_alloc();
+  size_t rounded = (nbytes + align - 1) / align * align;
+  if (rounded == 0) rounded = align;
+  void* p = std::aligned_alloc(align, rounded);
   if (p == nullptr) throw std::bad_alloc();
-  return std::shared_ptr<std::byte>(static_cast<std::byte*>(p), [](std::byte* q) { std::free(q); });
+  if (align == kHugePage) ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: errors ignored
+  return p;
+}
+
+std::shared_ptr<std::byte> AllocateBuffer(size_t nbytes) {
+  return std::shared_ptr<std::byte>(static_cast<std::byte*>(AllocateAligned(nbytes)),
+                                    [](std::byte* q) { std::free(q); });
 }
 
 NDArray::NDArray() : shape_{0}, data_(AllocateBuffer(0)) {}
@@ -132,6 +142,13 @@ absl::StatusOr<NDArray> NDArray::Zeros(DType dtype, Shape shape) {
   if (!nbytes.ok()) return nbytes.status();
   std::shared_ptr<std::byte> buf = AllocateBuffer(*nbytes);
   std::memset(buf.get(), 0, *nbytes);
+  return NDArray(dtype, std::move(shape), *nbytes, std::move(buf));
+}
+
+absl::StatusOr<NDArray> NDArray::ForOverwrite(DType dtype, Shape shape) {
+  auto nbytes = CheckedByteSize(dtype, shape);
+  if (!nbytes.ok()) return nbytes.status();
+  std::shared_ptr<std::byte> buf = AllocateBuffer(*nbytes);
   return NDArray(dtype, std::move(shape), *nbytes, std::move(buf));
 }
 

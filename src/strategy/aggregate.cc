@@ -223,6 +223,11 @@ absl::Status WeightedAverage::CheckLayout(const NDArrays& arrays) const {
   return absl::OkStatus();
 }
 
+WeightedAverage::Buffer WeightedAverage::NewBuffer(int64_t size) {
+  return Buffer(static_cast<double*>(
+      common::AllocateAligned(static_cast<size_t>(size) * sizeof(double))));
+}
+
 absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) {
   if (num_examples <= 0) {
     return absl::InvalidArgumentError(
@@ -240,7 +245,10 @@ absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) 
       Slot slot;
       slot.dtype = arr.dtype();
       slot.shape = arr.shape();
-      slot.sum.assign(static_cast<size_t>(arr.size()), 0.0);
+      slot.sum = NewBuffer(arr.size());
+      if (accumulation_ == Accumulation::kFloat64 && arr.dtype() == DType::kFloat64) {
+        slot.low = NewBuffer(arr.size());
+      }
       slots_.push_back(std::move(slot));
     }
   } else {
@@ -252,9 +260,14 @@ absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) 
     const NDArray& w = arrays[a];
     Slot& slot = slots_[a];
     const int64_t size = w.size();
-    double* acc = slot.sum.data();
+    double* acc = slot.sum.get();
+    // The first result initializes the (uninitialized) accumulator; later ones add to it.
     if (!common::IsFloating(w.dtype())) {
-      for (int64_t i = 0; i < size; ++i) acc[i] += n * internal::LoadIntegerAsDouble(w.dtype(), w.data(), i);
+      if (first) {
+        for (int64_t i = 0; i < size; ++i) acc[i] = n * internal::LoadIntegerAsDouble(w.dtype(), w.data(), i);
+      } else {
+        for (int64_t i = 0; i < size; ++i) acc[i] += n * internal::LoadIntegerAsDouble(w.dtype(), w.data(), i);
+      }
       continue;
     }
     if (accumulation_ == Accumulation::kFloat64) {
@@ -263,16 +276,30 @@ absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) 
         // parameter across clients stay exact in practice: no compensation needed
         // for the result not to depend on the arrival order.
         const float* src = reinterpret_cast<const float*>(w.data());
-        for (int64_t i = 0; i < size; ++i) acc[i] += n * static_cast<double>(src[i]);
+        if (first) {
+          for (int64_t i = 0; i < size; ++i) acc[i] = n * static_cast<double>(src[i]);
+        } else {
+          for (int64_t i = 0; i < size; ++i) acc[i] += n * static_cast<double>(src[i]);
+        }
       } else if (w.dtype() == DType::kFloat16) {
-        for (int64_t i = 0; i < size; ++i) acc[i] += n * internal::ToDouble(Load<Half>(w.data(), i));
+        if (first) {
+          for (int64_t i = 0; i < size; ++i) acc[i] = n * internal::ToDouble(Load<Half>(w.data(), i));
+        } else {
+          for (int64_t i = 0; i < size; ++i) acc[i] += n * internal::ToDouble(Load<Half>(w.data(), i));
+        }
       } else {
         // float64: products round, so sum them with TwoSum compensation (~106
         // bits): the result does not depend on the order results arrive in, and
         // a resumed run reproduces an uninterrupted one.
-        if (slot.low.empty()) slot.low.assign(static_cast<size_t>(size), 0.0);
-        double* low = slot.low.data();
+        double* low = slot.low.get();
         const double* src = reinterpret_cast<const double*>(w.data());
+        if (first) {
+          for (int64_t i = 0; i < size; ++i) {
+            acc[i] = n * src[i];
+            low[i] = 0.0;
+          }
+          continue;
+        }
         for (int64_t i = 0; i < size; ++i) {
           const double p = n * src[i];
           const double s = acc[i] + p;
@@ -321,14 +348,15 @@ absl::StatusOr<NDArrays> WeightedAverage::Result() const {
   NDArrays out;
   out.reserve(slots_.size());
   for (const Slot& slot : slots_) {
-    PETAL_ASSIGN_OR_RETURN(NDArray result, Allocate(slot.dtype, slot.shape));
+    // Every element is written below.
+    PETAL_ASSIGN_OR_RETURN(NDArray result, NDArray::ForOverwrite(slot.dtype, slot.shape));
     const int64_t size = result.size();
     std::byte* dst = result.mutable_data();
-    const double* acc = slot.sum.data();
+    const double* acc = slot.sum.get();
     if (!common::IsFloating(slot.dtype)) {
       for (int64_t i = 0; i < size; ++i) internal::StoreRoundedInteger(slot.dtype, dst, i, acc[i] / total);
     } else if (accumulation_ == Accumulation::kFloat64) {
-      const double* low = slot.low.empty() ? nullptr : slot.low.data();
+      const double* low = slot.low.get();
       DispatchFloat(slot.dtype, [&](auto tag) {
         using T = decltype(tag);
         for (int64_t i = 0; i < size; ++i) {

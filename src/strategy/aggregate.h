@@ -27,6 +27,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -81,17 +83,24 @@ class WeightedAverage {
   absl::StatusOr<NDArrays> Result() const;
 
  private:
+  struct FreeDeleter {
+    void operator()(double* p) const { std::free(p); }
+  };
+  // common::AllocateAligned memory: huge-page advised at model sizes, written
+  // in full by the first Add (never read before), so never zero-filled.
+  using Buffer = std::unique_ptr<double[], FreeDeleter>;
   struct Slot {
     common::DType dtype = common::DType::kFloat32;
     common::Shape shape;
     // float64 mode and integer arrays: the float64 sum. Native mode: the running
     // sum, exactly representable in `native_dtype`, the dtype NumPy would hold
     // it in at this point (value-based casting may widen it).
-    std::vector<double> sum;
-    std::vector<double> low;  // float64 mode, float64 arrays: the compensation term of `sum`
+    Buffer sum;
+    Buffer low;  // float64 mode, float64 arrays: the compensation term of `sum`
     common::DType native_dtype = common::DType::kFloat64;
   };
   absl::Status CheckLayout(const NDArrays& arrays) const;
+  static Buffer NewBuffer(int64_t size);
 
   Accumulation accumulation_;
   IntegerPolicy integer_policy_;

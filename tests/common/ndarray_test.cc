@@ -1,7 +1,10 @@
 #include "common/ndarray.h"
 
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <new>
 
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -79,6 +82,35 @@ TEST(NDArrayTest, ZerosIsZeroFilled) {
   PETAL_ASSERT_OK_AND_ASSIGN(NDArray a, NDArray::Zeros(DType::kInt64, {3, 2}));
   EXPECT_THAT(a.values<int64_t>(), ElementsAre(0, 0, 0, 0, 0, 0));
   EXPECT_THAT(NDArray::Zeros(DType::kFloat32, {-3}), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(NDArrayTest, ForOverwriteHasTheShapeAndChecksItLikeZeros) {
+  PETAL_ASSERT_OK_AND_ASSIGN(NDArray a, NDArray::ForOverwrite(DType::kFloat64, {4, 5}));
+  EXPECT_EQ(a.dtype(), DType::kFloat64);
+  EXPECT_EQ(a.shape(), (Shape{4, 5}));
+  EXPECT_EQ(a.nbytes(), 160u);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data()) % 64, 0u);
+  EXPECT_THAT(NDArray::ForOverwrite(DType::kFloat32, {-3}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(NDArray::ForOverwrite(DType::kFloat64, {int64_t{1} << 40, int64_t{1} << 40}),
+              StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("overflow")));
+}
+
+TEST(NDArrayTest, ModelSizedBuffersAreHugePageAligned) {
+  // 64-byte aligned below kHugePageThreshold, 2 MiB aligned from it up.
+  for (size_t n : {size_t{0}, size_t{1}, size_t{100}, kHugePageThreshold - 1}) {
+    void* p = AllocateAligned(n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << n;
+    std::free(p);
+  }
+  for (size_t n : {kHugePageThreshold, kHugePageThreshold + 3, size_t{40} << 20}) {
+    auto* p = static_cast<unsigned char*>(AllocateAligned(n));
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (size_t{2} << 20), 0u) << n;
+    p[0] = 1;
+    p[n - 1] = 2;  // the whole block is usable
+    std::free(p);
+  }
+  EXPECT_THROW(AllocateAligned(std::numeric_limits<size_t>::max() - 100), std::bad_alloc);
 }
 
 TEST(NDArrayTest, ZeroDimensionalHoldsOneElement) {
