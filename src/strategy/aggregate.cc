@@ -601,10 +601,11 @@ absl::StatusOr<NDArrays> FedOptStep(ServerOptimizer optimizer, const FedOptHyper
   NDArrays out;
   out.reserve(x.size());
   for (size_t a = 0; a < x.size(); ++a) {
-    PETAL_ASSIGN_OR_RETURN(NDArray next, NDArray::Zeros(x[a].dtype(), x[a].shape()));
+    // Every element of the three is written below.
+    PETAL_ASSIGN_OR_RETURN(NDArray next, NDArray::ForOverwrite(x[a].dtype(), x[a].shape()));
     // Fresh buffers for m and v (the old ones may be shared views).
-    PETAL_ASSIGN_OR_RETURN(NDArray m_next, NDArray::Zeros(x[a].dtype(), x[a].shape()));
-    PETAL_ASSIGN_OR_RETURN(NDArray v_next, NDArray::Zeros(x[a].dtype(), x[a].shape()));
+    PETAL_ASSIGN_OR_RETURN(NDArray m_next, NDArray::ForOverwrite(x[a].dtype(), x[a].shape()));
+    PETAL_ASSIGN_OR_RETURN(NDArray v_next, NDArray::ForOverwrite(x[a].dtype(), x[a].shape()));
     DispatchFloat(x[a].dtype(), [&](auto tag) {
       using T = decltype(tag);
       const T b1 = Cast<T>(hp.beta_1);
@@ -659,8 +660,12 @@ absl::StatusOr<NDArrays> FedAvgMStep(double learning_rate, double momentum, cons
   NDArrays out;
   NDArrays new_momentum;
   for (size_t a = 0; a < x.size(); ++a) {
-    PETAL_ASSIGN_OR_RETURN(NDArray next, NDArray::Zeros(x[a].dtype(), x[a].shape()));
-    PETAL_ASSIGN_OR_RETURN(NDArray mom, NDArray::Zeros(x[a].dtype(), x[a].shape()));
+    // Every element is written below (mom's only when momentum is used).
+    PETAL_ASSIGN_OR_RETURN(NDArray next, NDArray::ForOverwrite(x[a].dtype(), x[a].shape()));
+    NDArray mom;
+    if (use_momentum) {
+      PETAL_ASSIGN_OR_RETURN(mom, NDArray::ForOverwrite(x[a].dtype(), x[a].shape()));
+    }
     DispatchFloat(x[a].dtype(), [&](auto tag) {
       using T = decltype(tag);
       const T mu = Cast<T>(momentum);
