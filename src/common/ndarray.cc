@@ -1,13 +1,12 @@
 #include "common/ndarray.h"
 
-#include <sys/mman.h>
-
 #include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
 
 #include "absl/status/status.h"
+#include "common/aligned_alloc.h"
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -92,21 +91,9 @@ std::string ShapeToString(absl::Span<const int64_t> shape) {
   return fmt::format("({})", fmt::join(shape, ", "));
 }
 
-void* AllocateAligned(size_t nbytes) {
-  constexpr size_t kHugePage = size_t{2} << 20;
-  const size_t align = nbytes >= kHugePageThreshold ? kHugePage : size_t{64};
-  if (nbytes > std::numeric_limits<size_t>::max() - align) throw std::bad_alloc();
-  size_t rounded = (nbytes + align - 1) / align * align;
-  if (rounded == 0) rounded = align;
-  void* p = std::aligned_alloc(align, rounded);
-  if (p == nullptr) throw std::bad_alloc();
-  if (align == kHugePage) ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: errors ignored
-  return p;
-}
-
 std::shared_ptr<std::byte> AllocateBuffer(size_t nbytes) {
   return std::shared_ptr<std::byte>(static_cast<std::byte*>(AllocateAligned(nbytes)),
-                                    [](std::byte* q) { std::free(q); });
+                                    [nbytes](std::byte* q) { FreeAligned(q, nbytes); });
 }
 
 NDArray::NDArray() : shape_{0}, data_(AllocateBuffer(0)) {}

@@ -131,15 +131,8 @@ class NDArray {
 };
 
 // Allocates `nbytes` of uninitialized, 64-byte-aligned memory (never null;
-// std::bad_alloc when memory runs out).
+// std::bad_alloc when memory runs out), from AllocateAligned (aligned_alloc.h:
+// model-sized buffers are huge-page advised and reused).
 std::shared_ptr<std::byte> AllocateBuffer(size_t nbytes);
-
-// The raw form behind AllocateBuffer: release with std::free. Blocks of
-// kHugePageThreshold bytes or more are 2 MiB aligned and advised for
-// transparent huge pages (madvise; a no-op where THP is off), so touching a
-// model-sized buffer for the first time costs one page fault per 2 MiB rather
-// than per 4 KiB: for a 10M-parameter model, 40 faults instead of 10,000.
-inline constexpr size_t kHugePageThreshold = size_t{4} << 20;
-void* AllocateAligned(size_t nbytes);
 
 }  // namespace petal::common

@@ -224,8 +224,8 @@ absl::Status WeightedAverage::CheckLayout(const NDArrays& arrays) const {
 }
 
 WeightedAverage::Buffer WeightedAverage::NewBuffer(int64_t size) {
-  return Buffer(static_cast<double*>(
-      common::AllocateAligned(static_cast<size_t>(size) * sizeof(double))));
+  const size_t nbytes = static_cast<size_t>(size) * sizeof(double);
+  return Buffer(static_cast<double*>(common::AllocateAligned(nbytes)), internal::AlignedDeleter{nbytes});
 }
 
 absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) {

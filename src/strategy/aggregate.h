@@ -26,8 +26,8 @@
 // naming the result and array index.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <string_view>
 #include <utility>
@@ -35,6 +35,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/aligned_alloc.h"
 #include "common/messages.h"
 #include "common/ndarray.h"
 #include "common/scalar.h"
@@ -67,6 +68,14 @@ absl::Status CheckSameLayout(const NDArrays& reference, const NDArrays& arrays);
 // the array and element index otherwise.
 absl::Status CheckFinite(const NDArrays& arrays);
 
+namespace internal {
+// Returns common::AllocateAligned memory of `nbytes` bytes.
+struct AlignedDeleter {
+  size_t nbytes = 0;
+  void operator()(double* p) const { common::FreeAligned(p, nbytes); }
+};
+}  // namespace internal
+
 // Streaming weighted average sum(n_i * w_i) / sum(n_i): Add() each result as it
 // arrives; memory is one accumulator the size of the model (float64 mode:
 // 8 bytes per element). The first Add fixes the layout. Not thread-safe.
@@ -83,12 +92,10 @@ class WeightedAverage {
   absl::StatusOr<NDArrays> Result() const;
 
  private:
-  struct FreeDeleter {
-    void operator()(double* p) const { std::free(p); }
-  };
-  // common::AllocateAligned memory: huge-page advised at model sizes, written
-  // in full by the first Add (never read before), so never zero-filled.
-  using Buffer = std::unique_ptr<double[], FreeDeleter>;
+  // common::AllocateAligned memory (model-sized buffers are reused across
+  // rounds), written in full by the first Add (never read before), so never
+  // zero-filled.
+  using Buffer = std::unique_ptr<double[], internal::AlignedDeleter>;
   struct Slot {
     common::DType dtype = common::DType::kFloat32;
     common::Shape shape;

@@ -96,23 +96,6 @@ TEST(NDArrayTest, ForOverwriteHasTheShapeAndChecksItLikeZeros) {
               StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("overflow")));
 }
 
-TEST(NDArrayTest, ModelSizedBuffersAreHugePageAligned) {
-  // 64-byte aligned below kHugePageThreshold, 2 MiB aligned from it up.
-  for (size_t n : {size_t{0}, size_t{1}, size_t{100}, kHugePageThreshold - 1}) {
-    void* p = AllocateAligned(n);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << n;
-    std::free(p);
-  }
-  for (size_t n : {kHugePageThreshold, kHugePageThreshold + 3, size_t{40} << 20}) {
-    auto* p = static_cast<unsigned char*>(AllocateAligned(n));
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % (size_t{2} << 20), 0u) << n;
-    p[0] = 1;
-    p[n - 1] = 2;  // the whole block is usable
-    std::free(p);
-  }
-  EXPECT_THROW(AllocateAligned(std::numeric_limits<size_t>::max() - 100), std::bad_alloc);
-}
-
 TEST(NDArrayTest, ZeroDimensionalHoldsOneElement) {
   PETAL_ASSERT_OK_AND_ASSIGN(NDArray a, NDArray::FromVector<double>({}, {2.5}));
   EXPECT_EQ(a.ndim(), 0);
