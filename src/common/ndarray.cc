@@ -125,11 +125,9 @@ absl::StatusOr<size_t> CheckedByteSize(DType dtype, const Shape& shape) {
 }  // namespace
 
 absl::StatusOr<NDArray> NDArray::Zeros(DType dtype, Shape shape) {
-  auto nbytes = CheckedByteSize(dtype, shape);
-  if (!nbytes.ok()) return nbytes.status();
-  std::shared_ptr<std::byte> buf = AllocateBuffer(*nbytes);
-  std::memset(buf.get(), 0, *nbytes);
-  return NDArray(dtype, std::move(shape), *nbytes, std::move(buf));
+  absl::StatusOr<NDArray> out = ForOverwrite(dtype, std::move(shape));
+  if (out.ok()) std::memset(out->mutable_data(), 0, out->nbytes());
+  return out;
 }
 
 absl::StatusOr<NDArray> NDArray::ForOverwrite(DType dtype, Shape shape) {

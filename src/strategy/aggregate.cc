@@ -223,6 +223,19 @@ absl::Status WeightedAverage::CheckLayout(const NDArrays& arrays) const {
   return absl::OkStatus();
 }
 
+namespace {
+// acc[i] = term(i) for the first result (the accumulator is uninitialized
+// before it), acc[i] += term(i) for the others.
+template <typename Term>
+void Fold(bool first, int64_t size, double* acc, const Term& term) {
+  if (first) {
+    for (int64_t i = 0; i < size; ++i) acc[i] = term(i);
+  } else {
+    for (int64_t i = 0; i < size; ++i) acc[i] += term(i);
+  }
+}
+}  // namespace
+
 WeightedAverage::Buffer WeightedAverage::NewBuffer(int64_t size) {
   const size_t nbytes = static_cast<size_t>(size) * sizeof(double);
   return Buffer(static_cast<double*>(common::AllocateAligned(nbytes)), internal::AlignedDeleter{nbytes});
@@ -263,11 +276,7 @@ absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) 
     double* acc = slot.sum.get();
     // The first result initializes the (uninitialized) accumulator; later ones add to it.
     if (!common::IsFloating(w.dtype())) {
-      if (first) {
-        for (int64_t i = 0; i < size; ++i) acc[i] = n * internal::LoadIntegerAsDouble(w.dtype(), w.data(), i);
-      } else {
-        for (int64_t i = 0; i < size; ++i) acc[i] += n * internal::LoadIntegerAsDouble(w.dtype(), w.data(), i);
-      }
+      Fold(first, size, acc, [&](int64_t i) { return n * internal::LoadIntegerAsDouble(w.dtype(), w.data(), i); });
       continue;
     }
     if (accumulation_ == Accumulation::kFloat64) {
@@ -276,17 +285,9 @@ absl::Status WeightedAverage::Add(const NDArrays& arrays, int64_t num_examples) 
         // parameter across clients stay exact in practice: no compensation needed
         // for the result not to depend on the arrival order.
         const float* src = reinterpret_cast<const float*>(w.data());
-        if (first) {
-          for (int64_t i = 0; i < size; ++i) acc[i] = n * static_cast<double>(src[i]);
-        } else {
-          for (int64_t i = 0; i < size; ++i) acc[i] += n * static_cast<double>(src[i]);
-        }
+        Fold(first, size, acc, [&](int64_t i) { return n * static_cast<double>(src[i]); });
       } else if (w.dtype() == DType::kFloat16) {
-        if (first) {
-          for (int64_t i = 0; i < size; ++i) acc[i] = n * internal::ToDouble(Load<Half>(w.data(), i));
-        } else {
-          for (int64_t i = 0; i < size; ++i) acc[i] += n * internal::ToDouble(Load<Half>(w.data(), i));
-        }
+        Fold(first, size, acc, [&](int64_t i) { return n * internal::ToDouble(Load<Half>(w.data(), i)); });
       } else {
         // float64: products round, so sum them with TwoSum compensation (~106
         // bits): the result does not depend on the order results arrive in, and
