@@ -5,8 +5,8 @@
   python3 scripts/experiments/figures.py throughput        # synthetic, no data needed
   python3 scripts/experiments/figures.py all
 
-Figures: ml100k-loo, ml100k-rating, ml-latest-loo, ml-latest-rating, throughput,
-tag-search.
+Figures: ml100k-loo, ml100k-rating, ml-latest-loo, ml-latest-rating, ml100k-cold,
+ml-latest-cold, throughput, tag-search.
 --cached-only builds the tables from the runs that exist and starts none
 (a variant with missing runs is reported over the runs it has).
 Runs go to out/experiments/<figure>/<run>/ (reused when their metrics.json
@@ -133,6 +133,61 @@ def throughput_figure(figure):
     return lines
 
 
+# Cold start: a seeded fifth of the users never trains and is ranked from its history alone
+# (split.cold_users). Without tags such a user can only get the popularity ranking.
+COLD_FRACTION = 0.2
+COLD_VARIANTS = VARIANTS + (
+    ("TagNCF, user_dropout 0.3", {"train.user_dropout": 0.3}),
+    ("no tags, user_dropout 0.3", {"model.use_tags": "false", "train.user_dropout": 0.3}),
+)
+
+
+def cold_figure(figure, config, title):
+    lines = [f"### {title}", "",
+             f"`{config}` with `--set split.cold_users={COLD_FRACTION}`: leave-one-out (split seed "
+             f"1); {COLD_FRACTION:.0%} of the users (seeded by the split seed) are held out of "
+             f"training and ranked from their training history alone (no user embedding: "
+             f"`LocalWorkload::EvaluateColdStart`); model seeds {', '.join(map(str, SEEDS))}; "
+             f"mean ± sample std over seeds.", "",
+             "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 |",
+             "|---|---|---|---|---|"]
+    per_variant = {}
+    for name, overrides in COLD_VARIANTS:
+        got = runs_of(figure, name, config,
+                      [(f"seed{seed}", dict(overrides, seed=seed,
+                                            **{"split.cold_users": COLD_FRACTION}))
+                       for seed in SEEDS])
+        per_variant[name] = dict(got)
+        if not got:
+            lines.append(f"| {name} | not run | | | |")
+            continue
+        runs = [m for _, m in got]
+        col = lambda key: [pr.final(m, key) for m in runs]  # noqa: E731
+        seeds_note = "" if len(got) == len(SEEDS) else f" ({len(got)} of {len(SEEDS)} seeds)"
+        lines.append(f"| {name}{seeds_note} | {pr.fmt(col('cold_hr@10'))} | "
+                     f"{pr.fmt(col('cold_ndcg@10'))} | {pr.fmt(col('hr@10'))} | "
+                     f"{pr.fmt(col('ndcg@10'))} |")
+    some = next((m for runs in per_variant.values() for m in runs.values()), None)
+    if some is not None:
+        cs = some.get("cold_start", {})
+        lines += ["", f"{cs.get('cold_users')} cold users ({cs.get('cold_history_interactions')} "
+                  f"history interactions, {cs.get('cold_ranking_cases')} ranking cases); the warm "
+                  f"columns rank the other users' held-out items as in the leave-one-out figure."]
+    for tagged_name, plain_name in (("TagNCF", "no tags"),
+                                    ("TagNCF, user_dropout 0.3", "no tags")):
+        tags, plain = per_variant.get(tagged_name, {}), per_variant.get(plain_name, {})
+        paired = [s for s in tags if s in plain]
+        if paired:
+            d_hr = [pr.final(tags[s], "cold_hr@10") - pr.final(plain[s], "cold_hr@10") for s in paired]
+            d_ndcg = [pr.final(tags[s], "cold_ndcg@10") - pr.final(plain[s], "cold_ndcg@10")
+                      for s in paired]
+            lines += ["", f"Cold users, paired by seed ({', '.join(paired)}), {tagged_name} − "
+                      f"{plain_name}: HR@10 {', '.join(f'{d:+.4f}' for d in d_hr)} (mean "
+                      f"{sum(d_hr) / len(d_hr):+.4f}); NDCG@10 "
+                      f"{', '.join(f'{d:+.4f}' for d in d_ndcg)} (mean {sum(d_ndcg) / len(d_ndcg):+.4f})."]
+    return lines
+
+
 # Tag-branch search on the validation split (seeds 1 and 2): the knobs that only the tag
 # branch has, against the same model without tags. Runs: out/experiments/tag-search/.
 TAG_SEARCH = (
@@ -144,6 +199,13 @@ TAG_SEARCH = (
         ("tag_dim 64", {"model.tag_dim": 64}),
         ("profile_half_life 10", {"model.profile_half_life": 10}),
         ("profile_half_life 30", {"model.profile_half_life": 30}),
+        ("user_dropout 0.1", {"train.user_dropout": 0.1}),
+        ("user_dropout 0.2", {"train.user_dropout": 0.2}),
+        ("user_dropout 0.3", {"train.user_dropout": 0.3}),
+        ("item_dropout 0.1", {"train.item_dropout": 0.1}),
+        ("item_dropout 0.3", {"train.item_dropout": 0.3}),
+        ("no tags, user_dropout 0.1", {"model.use_tags": "false", "train.user_dropout": 0.1}),
+        ("no tags, user_dropout 0.3", {"model.use_tags": "false", "train.user_dropout": 0.3}),
     )),
     ("mllatest", "configs/model/ml_latest_implicit.yaml", (
         ("no tags", {"model.use_tags": "false"}),
@@ -190,6 +252,10 @@ FIGURES = {
     "ml-latest-rating": lambda f: rating_figure(
         f, "configs/model/ml_latest_explicit.yaml", "ml-latest-small rating prediction (5-fold)",
         range(1, 6), "5-fold cross-validation over ratings shuffled with split seed 1"),
+    "ml100k-cold": lambda f: cold_figure(f, "configs/model/ml100k_implicit.yaml",
+                                         "ML-100K cold-start users"),
+    "ml-latest-cold": lambda f: cold_figure(f, "configs/model/ml_latest_implicit.yaml",
+                                            "ml-latest-small cold-start users"),
     "throughput": throughput_figure,
     "tag-search": tag_search_figure,
 }

@@ -68,6 +68,10 @@ void ReadSplitConfig(ConfigReader& r, const std::string& prefix, SplitConfig* ou
   ReadInt32(r, Key(prefix, "fold"), &out->fold, AtLeast<int64_t>(1));
   ReadSeed(r, Key(prefix, "seed"), &out->seed);
   r.Read(Key(prefix, "validation"), &out->validation);
+  r.Read(Key(prefix, "cold_users"), &out->cold_users, InRange<double>(0.0, 0.95));
+  if (out->cold_users > 0.0 && out->protocol != "leave_one_out") {
+    r.Fail(Key(prefix, "cold_users"), "needs protocol leave_one_out (cold users are ranked)");
+  }
   if (out->validation && out->protocol == "none") {
     r.Fail(Key(prefix, "validation"), "needs a protocol with a test set");
   }
@@ -216,6 +220,11 @@ absl::StatusOr<SplitData> MakeSplit(const Dataset& dataset, const DataConfig& da
 absl::StatusOr<SplitData> LoadClientData(const DataConfig& data, const SplitConfig& split,
                                          const PartitionOptions& partitions,
                                          int32_t partition_id) {
+  if (split.cold_users > 0.0) {
+    return absl::InvalidArgumentError(
+        "split.cold_users is a petal-train evaluation: a federated client trains all its users "
+        "(set it to 0)");
+  }
   PETAL_ASSIGN_OR_RETURN(Dataset dataset, LoadDataset(data));
   PETAL_ASSIGN_OR_RETURN(SplitData pooled, MakeSplit(dataset, data, split));
   PETAL_ASSIGN_OR_RETURN(auto parts, PartitionUsers(pooled, partitions));

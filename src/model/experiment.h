@@ -6,7 +6,7 @@
 //
 //   data:   {source: synthetic|ml-100k|ml-latest|csv, path: ..., synthetic: {...}}
 //   split:  {protocol: leave_one_out|kfold|ml100k_fold|none, num_negatives: 99,
-//            num_folds: 5, fold: 1, seed: 1}
+//            num_folds: 5, fold: 1, seed: 1, validation: false, cold_users: 0}
 //   model:  {mode: implicit, gmf_dim: 32, ..., use_tags: true, gmf_only: false}
 //   train:  {epochs: 20, batch_size: 256, optimizer: adam, lr: 0.001, ...}
 //   eval:   {k: 10, full_catalog: true}
@@ -51,6 +51,10 @@ struct SplitConfig {
   // user's second-latest interaction; kfold / ml100k_fold: fold 1 of
   // num_folds of the training ratings), and the test part is never used.
   bool validation = false;
+  // petal-train only, leave_one_out only: this fraction of the users with a
+  // ranking case is held out of training entirely and evaluated as cold-start
+  // users (see SplitOffColdUsers); 0 = off.
+  double cold_users = 0.0;
 };
 
 // Reads the sections under `prefix` ("data", "split", ...) into *out, keeping
@@ -77,7 +81,8 @@ absl::StatusOr<SplitData> MakeSplit(const Dataset& dataset, const DataConfig& da
 
 // One client's data, computed independently by each process: load, split
 // (deterministic), partition (deterministic), keep partition `partition_id`.
-// InvalidArgument for partition_id outside [0, num_partitions).
+// InvalidArgument for partition_id outside [0, num_partitions), and for
+// split.cold_users > 0 (a centralized evaluation; a client's users all train).
 absl::StatusOr<SplitData> LoadClientData(const DataConfig& data, const SplitConfig& split,
                                          const PartitionOptions& partitions,
                                          int32_t partition_id);

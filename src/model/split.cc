@@ -1,6 +1,8 @@
 #include "model/split.h"
 
 #include <algorithm>
+#include <cmath>
+#include <iterator>
 #include <numeric>
 #include <unordered_map>
 #include <unordered_set>
@@ -206,6 +208,39 @@ absl::StatusOr<SplitData> RestrictToUsers(const SplitData& split,
   for (const RankingCase& c : split.ranking) {
     if (member[c.user]) out.ranking.push_back(c);
   }
+  return out;
+}
+
+absl::StatusOr<ColdStartSplit> SplitOffColdUsers(const SplitData& split, double fraction,
+                                                 uint64_t seed) {
+  if (!(fraction > 0.0 && fraction < 1.0)) {
+    return absl::InvalidArgumentError(
+        fmt::format("the cold-user fraction must be in (0, 1), got {}", fraction));
+  }
+  // Candidates: users with a ranking case, in ascending order, then shuffled by the seed.
+  std::vector<int32_t> candidates;
+  for (const RankingCase& c : split.ranking) candidates.push_back(c.user);
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  const auto num_cold = static_cast<size_t>(std::llround(fraction * candidates.size()));
+  if (num_cold == 0 || num_cold >= split.users.size()) {
+    return absl::InvalidArgumentError(fmt::format(
+        "a cold-user fraction of {} leaves {} cold of {} users with a ranking case ({} users in "
+        "all); both groups must be non-empty (leave_one_out has ranking cases)",
+        fraction, num_cold, candidates.size(), split.users.size()));
+  }
+  internal::Rng rng(internal::DeriveSeed(seed, 0xC01D5EEDull));
+  rng.Shuffle(candidates);
+  std::vector<int32_t> cold(candidates.begin(), candidates.begin() + num_cold);
+  std::sort(cold.begin(), cold.end());
+  std::vector<int32_t> warm;
+  std::set_difference(split.users.begin(), split.users.end(), cold.begin(), cold.end(),
+                      std::back_inserter(warm));
+  ColdStartSplit out;
+  PETAL_ASSIGN_OR_RETURN(out.warm, RestrictToUsers(split, warm));
+  PETAL_ASSIGN_OR_RETURN(out.cold, RestrictToUsers(split, cold));
+  out.warm.protocol += " (warm users)";
+  out.cold.protocol += " (cold users)";
   return out;
 }
 

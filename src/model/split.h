@@ -78,4 +78,18 @@ SplitData NoSplit(const Dataset& dataset);
 // of range or a duplicate.
 absl::StatusOr<SplitData> RestrictToUsers(const SplitData& split, absl::Span<const int32_t> users);
 
+// Cold-start protocol: a seeded `fraction` of the users with a ranking case
+// become COLD: the model never trains on them (they get no embedding), and
+// their ranking cases are scored from their training history alone (the tag
+// profile, see LocalWorkload::ScoreColdStartUser). `warm` keeps everybody
+// else; `cold` holds the cold users' history (train), held-out data and
+// ranking cases. Both share the catalog. InvalidArgument unless 0 < fraction
+// < 1 and both groups end up non-empty.
+struct ColdStartSplit {
+  SplitData warm;
+  SplitData cold;
+};
+absl::StatusOr<ColdStartSplit> SplitOffColdUsers(const SplitData& split, double fraction,
+                                                 uint64_t seed);
+
 }  // namespace petal::model

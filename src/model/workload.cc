@@ -864,6 +864,43 @@ absl::StatusOr<std::vector<float>> LocalWorkload::ScoreColdStartUser(
   }
 }
 
+absl::StatusOr<EvalStats> LocalWorkload::EvaluateColdStart(const SplitData& cold, int32_t k) {
+  if (k < 1) return absl::InvalidArgumentError(fmt::format("k must be >= 1, got {}", k));
+  if (cold.catalog.get() != impl_->data.catalog.get()) {
+    return absl::InvalidArgumentError(
+        "the cold users' data must share this workload's catalog (split them off the same split)");
+  }
+  for (int32_t u : cold.users) {
+    if (impl_->LocalOf(u)) {
+      return absl::InvalidArgumentError(
+          fmt::format("user {} is a cold user but has an embedding in this workload", u));
+    }
+  }
+  const int32_t num_users = cold.num_users_total();
+  const UserIndex history = IndexByUser(cold.train, num_users);
+  std::vector<std::vector<int32_t>> own_tags(num_users);
+  for (const TagApplication& a : cold.train.tag_applications) own_tags[a.user].push_back(a.tag);
+  RankingMetrics metrics(k);
+  std::vector<int32_t> items;
+  std::vector<int32_t> candidates;
+  for (const RankingCase& c : cold.ranking) {
+    items.clear();
+    for (int64_t row : history.Rows(c.user)) items.push_back(cold.train.items[row]);
+    candidates.assign(1, c.item);
+    candidates.insert(candidates.end(), c.negatives.begin(), c.negatives.end());
+    PETAL_ASSIGN_OR_RETURN(std::vector<float> scores,
+                           ScoreColdStartUser(items, own_tags[c.user], candidates));
+    metrics.Add(scores[0], absl::MakeConstSpan(scores).subspan(1));
+  }
+  EvalStats stats;
+  stats.k = k;
+  stats.ranking_cases = metrics.count();
+  stats.num_examples = metrics.count();
+  stats.hit_rate = metrics.hit_rate();
+  stats.ndcg = metrics.ndcg();
+  return stats;
+}
+
 absl::StatusOr<std::vector<float>> LocalWorkload::ScoreUser(int32_t user,
                                                             absl::Span<const int32_t> items) {
   Impl& w = *impl_;

@@ -94,6 +94,13 @@ class LocalWorkload {
   absl::StatusOr<std::vector<float>> ScoreColdStartUser(absl::Span<const int32_t> history_items,
                                                         absl::Span<const int32_t> own_tags,
                                                         absl::Span<const int32_t> items);
+  // Leave-one-out HR@k / NDCG@k of COLD users (split off by SplitOffColdUsers;
+  // they are not in this workload): each ranking case of `cold` is scored by
+  // ScoreColdStartUser from that user's training history in `cold.train` (the
+  // items and the tags they applied). Fills k, ranking_cases, hit_rate and
+  // ndcg. InvalidArgument if `cold` does not share this workload's catalog or
+  // holds one of this workload's users.
+  absl::StatusOr<EvalStats> EvaluateColdStart(const SplitData& cold, int32_t k);
   // Scores `items` for a user of this workload (dataset user index; users
   // without training data are scored as cold start). NotFound for a user who is
   // not in data().users.

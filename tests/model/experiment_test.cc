@@ -88,6 +88,13 @@ TEST(ExperimentConfigTest, BadValuesAndUnknownKeysNameTheKey) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("train.optimizer")));
   EXPECT_THAT(ReadFresh("partition: {scheme: random}\n"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partition.scheme")));
+  EXPECT_THAT(ReadFresh("split: {cold_users: 1.0}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("split.cold_users")));
+  EXPECT_THAT(ReadFresh("split: {protocol: kfold, cold_users: 0.1}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("needs protocol leave_one_out")));
+  AllConfigs c;
+  PETAL_ASSERT_OK(ReadAll("split: {cold_users: 0.25}\n", &c));
+  EXPECT_DOUBLE_EQ(c.split.cold_users, 0.25);
 }
 
 TEST(ExperimentConfigTest, ResolvesMovieLensPathsFromTheEnvironment) {
@@ -138,6 +145,9 @@ TEST(LoadClientDataTest, ProcessesAgreeOnPartitionsAndTestCases) {
   EXPECT_EQ(cases, pooled.ranking.size());
   EXPECT_THAT(LoadClientData(data, split, partitions, 4),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("partition_id")));
+  split.cold_users = 0.1;  // a petal-train evaluation; clients train all their users
+  EXPECT_THAT(LoadClientData(data, split, partitions, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("split.cold_users")));
 }
 
 TEST(MakeSplitTest, Ml100kFoldNeedsMl100kData) {

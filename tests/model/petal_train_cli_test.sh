@@ -51,6 +51,14 @@ fi
 expect_exit 0 "rmse [0-9.]+ +mae" -- "${small[@]}" --set model.mode=explicit --set split.protocol=kfold \
   --set eval.full_catalog=false --set output.save_model=false --out "$tmp/explicit"
 
+# Cold-start users: held out of training, ranked from their history; warm and cold metrics.
+expect_exit 0 "epoch +2/2 .*hr@10 [0-9.]+ .*cold hr@10 [0-9.]+ +ndcg@10" -- "${small[@]}" \
+  --set split.cold_users=0.25 --set output.save_model=false --out "$tmp/cold"
+grep -q '"cold_hr@10"' "$tmp/cold/metrics.json" || fail "metrics.json lacks cold_hr@10"
+grep -q '"cold_users": 20' "$tmp/cold/metrics.json" || fail "metrics.json: not 20 cold users of 80"
+grep -q '"cold_ranking_cases": 20' "$tmp/cold/metrics.json" || fail "metrics.json lacks 20 cold cases"
+expect_exit 2 "split.cold_users.*leave_one_out" -- --set split.protocol=kfold --set split.cold_users=0.1
+
 # Config errors: exit 2, naming the key.
 expect_exit 2 "unknown key 'model.gmf_dimm'" -- --set model.gmf_dimm=3
 expect_exit 2 "train.lr" -- --set train.lr=-1

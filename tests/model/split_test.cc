@@ -1,6 +1,8 @@
 #include "model/split.h"
 
 #include <algorithm>
+#include <cmath>
+#include <iterator>
 #include <set>
 #include <tuple>
 
@@ -189,6 +191,50 @@ TEST(RestrictToUsersTest, PartsReassembleTheSplit) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("twice")));
   EXPECT_THAT(RestrictToUsers(s, std::vector<int32_t>{-1}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("outside")));
+}
+
+TEST(SplitOffColdUsersTest, ColdAndWarmUsersPartitionTheSplit) {
+  const Dataset ds = Synthetic();
+  PETAL_ASSERT_OK_AND_ASSIGN(SplitData split, LeaveOneOut(ds, 20, 1));
+  PETAL_ASSERT_OK_AND_ASSIGN(ColdStartSplit parts, SplitOffColdUsers(split, 0.1, 7));
+  EXPECT_EQ(parts.cold.users.size(), 15u);  // round(0.1 * 150 users with a case)
+  EXPECT_EQ(parts.warm.users.size() + parts.cold.users.size(), split.users.size());
+  std::vector<int32_t> all;
+  std::merge(parts.warm.users.begin(), parts.warm.users.end(), parts.cold.users.begin(),
+             parts.cold.users.end(), std::back_inserter(all));
+  EXPECT_EQ(all, split.users);
+  EXPECT_EQ(parts.warm.catalog.get(), split.catalog.get());
+  EXPECT_EQ(parts.cold.catalog.get(), split.catalog.get());
+  EXPECT_EQ(parts.warm.train.size() + parts.cold.train.size(), split.train.size());
+  EXPECT_EQ(parts.warm.ranking.size() + parts.cold.ranking.size(), split.ranking.size());
+  EXPECT_EQ(parts.warm.train.tag_applications.size() + parts.cold.train.tag_applications.size(),
+            split.train.tag_applications.size());
+  const std::set<int32_t> cold(parts.cold.users.begin(), parts.cold.users.end());
+  for (int32_t u : parts.warm.train.users) EXPECT_FALSE(cold.count(u)) << u;
+  for (const RankingCase& c : parts.warm.ranking) EXPECT_FALSE(cold.count(c.user)) << c.user;
+  for (const RankingCase& c : parts.cold.ranking) EXPECT_TRUE(cold.count(c.user)) << c.user;
+  EXPECT_EQ(parts.cold.ranking.size(), 15u);
+  EXPECT_THAT(parts.cold.protocol, HasSubstr("cold users"));
+
+  // Deterministic from the seed; another seed picks other users.
+  PETAL_ASSERT_OK_AND_ASSIGN(ColdStartSplit again, SplitOffColdUsers(split, 0.1, 7));
+  EXPECT_EQ(again.cold.users, parts.cold.users);
+  PETAL_ASSERT_OK_AND_ASSIGN(ColdStartSplit other, SplitOffColdUsers(split, 0.1, 8));
+  EXPECT_NE(other.cold.users, parts.cold.users);
+}
+
+TEST(SplitOffColdUsersTest, RejectsFractionsThatLeaveAGroupEmpty) {
+  const Dataset ds = Synthetic();
+  PETAL_ASSERT_OK_AND_ASSIGN(SplitData split, LeaveOneOut(ds, 20, 1));
+  for (double f : {0.0, 1.0, -0.5, std::nan("")}) {
+    EXPECT_THAT(SplitOffColdUsers(split, f, 1),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("fraction"))) << f;
+  }
+  EXPECT_THAT(SplitOffColdUsers(split, 0.001, 1),  // rounds to no cold user
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("non-empty")));
+  PETAL_ASSERT_OK_AND_ASSIGN(SplitData kfold, KFold(ds, 5, 0, 1));  // no ranking cases
+  EXPECT_THAT(SplitOffColdUsers(kfold, 0.2, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("non-empty")));
 }
 
 TEST(NoSplitTest, EverythingIsTraining) {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include <fmt/format.h>
@@ -138,8 +139,35 @@ absl::Status Run(const TrainAppConfig& c, const common::YamlConfig& yaml) {
   std::cout << fmt::format("split: {}: {} train, {} test interactions, {} ranking cases\n",
                            split.protocol, split.train.size(), split.test.size(),
                            split.ranking.size());
+  std::optional<SplitData> cold;
+  if (c.split.cold_users > 0.0) {
+    PETAL_ASSIGN_OR_RETURN(ColdStartSplit parts,
+                           SplitOffColdUsers(split, c.split.cold_users, c.split.seed));
+    std::cout << fmt::format(
+        "cold start: {} of {} users held out of training ({} interactions never trained on), "
+        "ranked from their history alone in {} cases\n",
+        parts.cold.users.size(), split.users.size(), parts.cold.train.size(),
+        parts.cold.ranking.size());
+    split = std::move(parts.warm);
+    cold = std::move(parts.cold);
+  }
   PETAL_ASSIGN_OR_RETURN(std::unique_ptr<LocalWorkload> workload,
                          LocalWorkload::Create(std::move(split), c.model, c.train, c.seed, c.threads));
+  // Warm metrics plus, with cold users, their "cold_" metrics.
+  auto evaluate = [&](const EvalConfig& ec, nlohmann::ordered_json& json,
+                      std::string& line) -> absl::Status {
+    PETAL_ASSIGN_OR_RETURN(EvalStats e, workload->Evaluate(ec));
+    json.update(EvalJson(e));
+    line += EvalLine(e);
+    if (cold) {
+      PETAL_ASSIGN_OR_RETURN(EvalStats ce, workload->EvaluateColdStart(*cold, ec.k));
+      json[fmt::format("cold_hr@{}", ce.k)] = ce.hit_rate;
+      json[fmt::format("cold_ndcg@{}", ce.k)] = ce.ndcg;
+      json["cold_ranking_cases"] = ce.ranking_cases;
+      line += fmt::format("  cold hr@{} {:.4f}  ndcg@{} {:.4f}", ce.k, ce.hit_rate, ce.k, ce.ndcg);
+    }
+    return absl::OkStatus();
+  };
   const TagNcfOptions& o = workload->options();
   int64_t global_params = 0;
   for (const auto& shape : workload->GlobalParameterShapes()) {
@@ -158,7 +186,7 @@ absl::Status Run(const TrainAppConfig& c, const common::YamlConfig& yaml) {
   nlohmann::ordered_json epochs = nlohmann::ordered_json::array();
   TrainConfig one_epoch = c.train;
   one_epoch.epochs = 1;
-  EvalStats last_eval;
+  nlohmann::ordered_json last_eval;
   bool evaluated_last = false;
   double train_seconds = 0;
   int64_t samples = 0;
@@ -178,19 +206,21 @@ absl::Status Run(const TrainAppConfig& c, const common::YamlConfig& yaml) {
       EvalConfig ec = c.eval;
       ec.full_catalog = c.eval.full_catalog && (last || c.full_catalog_each_epoch);
       const auto te = std::chrono::steady_clock::now();
-      PETAL_ASSIGN_OR_RETURN(EvalStats e, workload->Evaluate(ec));
-      row.update(EvalJson(e));
+      nlohmann::ordered_json metrics;
+      PETAL_RETURN_IF_ERROR(evaluate(ec, metrics, line));
+      row.update(metrics);
       row["eval_seconds"] = Seconds(te);
-      line += EvalLine(e);
-      last_eval = e;
+      last_eval = std::move(metrics);
       evaluated_last = last;
     }
     std::cout << line << "\n" << std::flush;
     epochs.push_back(row);
   }
   if (!evaluated_last) {
-    PETAL_ASSIGN_OR_RETURN(last_eval, workload->Evaluate(c.eval));
-    std::cout << "final:" << EvalLine(last_eval) << "\n";
+    std::string line = "final:";
+    last_eval = nlohmann::ordered_json::object();
+    PETAL_RETURN_IF_ERROR(evaluate(c.eval, last_eval, line));
+    std::cout << line << "\n";
   }
 
   nlohmann::ordered_json summary;
@@ -209,7 +239,12 @@ absl::Status Run(const TrainAppConfig& c, const common::YamlConfig& yaml) {
   summary["seed"] = c.seed;
   summary["threads"] = c.threads;
   summary["epochs"] = epochs;
-  summary["final"] = EvalJson(last_eval);
+  if (cold) {
+    summary["cold_start"] = {{"cold_users", cold->users.size()},
+                             {"cold_history_interactions", cold->train.size()},
+                             {"cold_ranking_cases", cold->ranking.size()}};
+  }
+  summary["final"] = last_eval;
   summary["train_seconds"] = train_seconds;
   summary["samples_per_second"] = train_seconds > 0 ? samples / train_seconds : 0.0;
   summary["total_seconds"] = Seconds(t0);
