@@ -50,40 +50,58 @@ def runs_of(figure, name, config, overrides_list):
     return got
 
 
+def seeded_rows(figure, config, variants, extra, cells):
+    """One table row per variant over SEEDS: `cells(col, runs)` gives the cells after the name
+    (col(key) = the final metric of every run). Returns ({variant: {seed label: metrics}}, rows)."""
+    per_variant, rows = {}, []
+    for name, overrides in variants:
+        got = runs_of(figure, name, config,
+                      [(f"seed{seed}", dict(overrides, seed=seed, **extra)) for seed in SEEDS])
+        per_variant[name] = dict(got)
+        runs = [m for _, m in got]
+        if not runs:
+            rows.append(f"| {name} | not run |")
+            continue
+        seeds_note = ("" if len(got) == len(SEEDS) else
+                      f" ({len(got)} of {len(SEEDS)} seeds: {', '.join(l for l, _ in got)})")
+        row = cells(lambda key: [pr.final(m, key) for m in runs], runs)
+        rows.append(f"| {name}{seeds_note} | " + " | ".join(row) + " |")
+    return per_variant, rows
+
+
+def paired_differences(per_variant, pairs, hr_key, ndcg_key, prefix):
+    """Lines "Paired by seed (...), A − B: HR@10 ...; NDCG@10 ..." for each (A, B) with common seeds."""
+    lines = []
+    for tagged_name, plain_name in pairs:
+        tags, plain = per_variant.get(tagged_name, {}), per_variant.get(plain_name, {})
+        paired = [s for s in tags if s in plain]
+        if not paired:
+            continue
+        d_hr = [pr.final(tags[s], hr_key) - pr.final(plain[s], hr_key) for s in paired]
+        d_ndcg = [pr.final(tags[s], ndcg_key) - pr.final(plain[s], ndcg_key) for s in paired]
+        lines += ["", f"{prefix or 'P'}aired by seed ({', '.join(paired)}), {tagged_name} − "
+                  f"{plain_name}: HR@10 {', '.join(f'{d:+.4f}' for d in d_hr)} (mean "
+                  f"{sum(d_hr) / len(d_hr):+.4f}); NDCG@10 "
+                  f"{', '.join(f'{d:+.4f}' for d in d_ndcg)} (mean {sum(d_ndcg) / len(d_ndcg):+.4f})."]
+    return lines
+
+
 def ranking_figure(figure, config, title):
     lines = [f"### {title}", "",
              f"`{config}`, leave-one-out (latest interaction per user vs 99 sampled negatives, "
              f"split seed 1), model seeds {', '.join(map(str, SEEDS))}; mean ± sample std over seeds.",
              "", "| model | HR@10 | NDCG@10 | full-catalog P@10 | full-catalog R@10 | train s/run |",
              "|---|---|---|---|---|---|"]
-    per_variant = {}
-    for name, overrides in VARIANTS + DROPOUT_VARIANTS:
-        got = runs_of(figure, name, config,
-                      [(f"seed{seed}", dict(overrides, seed=seed)) for seed in SEEDS])
-        per_variant[name] = dict(got)
-        if not got:
-            lines.append(f"| {name} | not run | | | | |")
-            continue
-        runs = [m for _, m in got]
-        col = lambda key: [pr.final(m, key) for m in runs]  # noqa: E731
-        secs = [m["train_seconds"] for m in runs]
-        seeds_note = ("" if len(got) == len(SEEDS) else
-                      f" ({len(got)} of {len(SEEDS)} seeds: {', '.join(l for l, _ in got)})")
-        lines.append(f"| {name}{seeds_note} | {pr.fmt(col('hr@10'))} | {pr.fmt(col('ndcg@10'))} | "
-                     f"{pr.fmt(col('precision@10'))} | {pr.fmt(col('recall@10'))} | "
-                     f"{sum(secs) / len(secs):.0f} |")
-    for tagged_name, plain_name in (("TagNCF", "no tags"),
-                                    ("TagNCF, user_dropout 0.3", "no tags, user_dropout 0.3"),
-                                    ("TagNCF, user_dropout 0.3", "no tags")):
-        tags, no_tags = per_variant[tagged_name], per_variant[plain_name]
-        paired = [s for s in tags if s in no_tags]
-        if paired:
-            d_hr = [pr.final(tags[s], "hr@10") - pr.final(no_tags[s], "hr@10") for s in paired]
-            d_ndcg = [pr.final(tags[s], "ndcg@10") - pr.final(no_tags[s], "ndcg@10") for s in paired]
-            lines += ["", f"Paired by seed ({', '.join(paired)}), {tagged_name} − {plain_name}: "
-                      f"HR@10 {', '.join(f'{d:+.4f}' for d in d_hr)} (mean "
-                      f"{sum(d_hr) / len(d_hr):+.4f}); NDCG@10 "
-                      f"{', '.join(f'{d:+.4f}' for d in d_ndcg)} (mean {sum(d_ndcg) / len(d_ndcg):+.4f})."]
+    per_variant, rows = seeded_rows(
+        figure, config, VARIANTS + DROPOUT_VARIANTS, {},
+        lambda col, runs: [pr.fmt(col("hr@10")), pr.fmt(col("ndcg@10")), pr.fmt(col("precision@10")),
+                           pr.fmt(col("recall@10")),
+                           f"{sum(m['train_seconds'] for m in runs) / len(runs):.0f}"])
+    lines += rows
+    lines += paired_differences(per_variant, (("TagNCF", "no tags"),
+                                              ("TagNCF, user_dropout 0.3", "no tags, user_dropout 0.3"),
+                                              ("TagNCF, user_dropout 0.3", "no tags")),
+                                "hr@10", "ndcg@10", "")
     return lines
 
 
@@ -159,40 +177,20 @@ def cold_figure(figure, config, title):
              f"mean ± sample std over seeds.", "",
              "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 |",
              "|---|---|---|---|---|"]
-    per_variant = {}
-    for name, overrides in COLD_VARIANTS:
-        got = runs_of(figure, name, config,
-                      [(f"seed{seed}", dict(overrides, seed=seed,
-                                            **{"split.cold_users": COLD_FRACTION}))
-                       for seed in SEEDS])
-        per_variant[name] = dict(got)
-        if not got:
-            lines.append(f"| {name} | not run | | | |")
-            continue
-        runs = [m for _, m in got]
-        col = lambda key: [pr.final(m, key) for m in runs]  # noqa: E731
-        seeds_note = "" if len(got) == len(SEEDS) else f" ({len(got)} of {len(SEEDS)} seeds)"
-        lines.append(f"| {name}{seeds_note} | {pr.fmt(col('cold_hr@10'))} | "
-                     f"{pr.fmt(col('cold_ndcg@10'))} | {pr.fmt(col('hr@10'))} | "
-                     f"{pr.fmt(col('ndcg@10'))} |")
+    per_variant, rows = seeded_rows(
+        figure, config, COLD_VARIANTS, {"split.cold_users": COLD_FRACTION},
+        lambda col, runs: [pr.fmt(col("cold_hr@10")), pr.fmt(col("cold_ndcg@10")),
+                           pr.fmt(col("hr@10")), pr.fmt(col("ndcg@10"))])
+    lines += rows
     some = next((m for runs in per_variant.values() for m in runs.values()), None)
     if some is not None:
         cs = some.get("cold_start", {})
         lines += ["", f"{cs.get('cold_users')} cold users ({cs.get('cold_history_interactions')} "
                   f"history interactions, {cs.get('cold_ranking_cases')} ranking cases); the warm "
                   f"columns rank the other users' held-out items as in the leave-one-out figure."]
-    for tagged_name, plain_name in (("TagNCF", "no tags"),
-                                    ("TagNCF, user_dropout 0.3", "no tags")):
-        tags, plain = per_variant.get(tagged_name, {}), per_variant.get(plain_name, {})
-        paired = [s for s in tags if s in plain]
-        if paired:
-            d_hr = [pr.final(tags[s], "cold_hr@10") - pr.final(plain[s], "cold_hr@10") for s in paired]
-            d_ndcg = [pr.final(tags[s], "cold_ndcg@10") - pr.final(plain[s], "cold_ndcg@10")
-                      for s in paired]
-            lines += ["", f"Cold users, paired by seed ({', '.join(paired)}), {tagged_name} − "
-                      f"{plain_name}: HR@10 {', '.join(f'{d:+.4f}' for d in d_hr)} (mean "
-                      f"{sum(d_hr) / len(d_hr):+.4f}); NDCG@10 "
-                      f"{', '.join(f'{d:+.4f}' for d in d_ndcg)} (mean {sum(d_ndcg) / len(d_ndcg):+.4f})."]
+    lines += paired_differences(per_variant, (("TagNCF", "no tags"),
+                                              ("TagNCF, user_dropout 0.3", "no tags")),
+                                "cold_hr@10", "cold_ndcg@10", "Cold users, p")
     return lines
 
 
