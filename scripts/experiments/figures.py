@@ -69,7 +69,7 @@ def seeded_rows(figure, config, variants, extra, cells):
     return per_variant, rows
 
 
-def paired_differences(per_variant, pairs, hr_key, ndcg_key, prefix):
+def paired_differences(per_variant, pairs, hr_key, ndcg_key, lead="Paired"):
     """Lines "Paired by seed (...), A − B: HR@10 ...; NDCG@10 ..." for each (A, B) with common seeds."""
     lines = []
     for tagged_name, plain_name in pairs:
@@ -79,7 +79,7 @@ def paired_differences(per_variant, pairs, hr_key, ndcg_key, prefix):
             continue
         d_hr = [pr.final(tags[s], hr_key) - pr.final(plain[s], hr_key) for s in paired]
         d_ndcg = [pr.final(tags[s], ndcg_key) - pr.final(plain[s], ndcg_key) for s in paired]
-        lines += ["", f"{prefix or 'P'}aired by seed ({', '.join(paired)}), {tagged_name} − "
+        lines += ["", f"{lead} by seed ({', '.join(paired)}), {tagged_name} − "
                   f"{plain_name}: HR@10 {', '.join(f'{d:+.4f}' for d in d_hr)} (mean "
                   f"{sum(d_hr) / len(d_hr):+.4f}); NDCG@10 "
                   f"{', '.join(f'{d:+.4f}' for d in d_ndcg)} (mean {sum(d_ndcg) / len(d_ndcg):+.4f})."]
@@ -101,7 +101,7 @@ def ranking_figure(figure, config, title):
     lines += paired_differences(per_variant, (("TagNCF", "no tags"),
                                               ("TagNCF, user_dropout 0.3", "no tags, user_dropout 0.3"),
                                               ("TagNCF, user_dropout 0.3", "no tags")),
-                                "hr@10", "ndcg@10", "")
+                                "hr@10", "ndcg@10")
     return lines
 
 
@@ -165,7 +165,6 @@ DROPOUT_VARIANTS = (
 # Cold start: a seeded fifth of the users never trains and is ranked from its history alone
 # (split.cold_users). Without tags such a user can only get the popularity ranking.
 COLD_FRACTION = 0.2
-COLD_VARIANTS = VARIANTS + DROPOUT_VARIANTS
 
 
 def cold_figure(figure, config, title):
@@ -178,7 +177,7 @@ def cold_figure(figure, config, title):
              "| model | cold HR@10 | cold NDCG@10 | warm HR@10 | warm NDCG@10 |",
              "|---|---|---|---|---|"]
     per_variant, rows = seeded_rows(
-        figure, config, COLD_VARIANTS, {"split.cold_users": COLD_FRACTION},
+        figure, config, VARIANTS + DROPOUT_VARIANTS, {"split.cold_users": COLD_FRACTION},
         lambda col, runs: [pr.fmt(col("cold_hr@10")), pr.fmt(col("cold_ndcg@10")),
                            pr.fmt(col("hr@10")), pr.fmt(col("ndcg@10"))])
     lines += rows
@@ -190,7 +189,7 @@ def cold_figure(figure, config, title):
                   f"columns rank the other users' held-out items as in the leave-one-out figure."]
     lines += paired_differences(per_variant, (("TagNCF", "no tags"),
                                               ("TagNCF, user_dropout 0.3", "no tags")),
-                                "cold_hr@10", "cold_ndcg@10", "Cold users, p")
+                                "cold_hr@10", "cold_ndcg@10", "Cold users, paired")
     return lines
 
 
